@@ -1,0 +1,1 @@
+"""Training, ONNX conversion with a parity guard, and model-store I/O for the credit-risk model."""

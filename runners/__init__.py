@@ -1,0 +1,1 @@
+"""Model execution and batching: knows float32 arrays, not HTTP or Pydantic."""

@@ -1,0 +1,24 @@
+"""The one abstraction every engine implements: load by tag, predict P(default) for a matrix."""
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FeatureMatrix = npt.NDArray[np.float32]
+Probabilities = npt.NDArray[np.float32]
+
+
+class Runner(Protocol):
+    engine: str  # "onnx" or "xgboost"
+    device: str  # "cpu" or "cuda"
+
+    @property
+    def tag(self) -> str: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    def predict(self, features: FeatureMatrix) -> Probabilities:
+        """P(default) for each row of a C-contiguous float32 matrix."""
+        ...

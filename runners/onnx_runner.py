@@ -1,0 +1,87 @@
+"""ONNX Runtime execution of the exported credit-risk model."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from runners.base import FeatureMatrix, Probabilities
+from runners.device import (
+    DeviceRequest,
+    cuda_device_count,
+    log_device_choice,
+    select_device,
+)
+from runners.model_store import ModelLoadError, StoredModel, get_stored_model, onnx_file
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+@dataclass
+class OnnxRunner:
+    """One ORT session; threads are set from config so workers x threads fits the cores."""
+
+    stored: StoredModel
+    session: ort.InferenceSession
+    device: str
+    engine: str = "onnx"
+
+    @classmethod
+    def load(cls, tag: str, *, threads: int = 1, device: DeviceRequest = "auto") -> "OnnxRunner":
+        stored = get_stored_model(tag)
+        choice = select_device(
+            device,
+            engine="onnxruntime",
+            engine_supports_cuda=CUDA_PROVIDER in ort.get_available_providers(),
+            gpu_count=cuda_device_count() if device != "cpu" else 0,
+        )
+        log_device_choice("onnx", stored.tag, choice)
+        providers = [CUDA_PROVIDER, CPU_PROVIDER] if choice.device == "cuda" else [CPU_PROVIDER]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(onnx_file(stored)), options, providers=providers)
+        except Exception as error:  # ORT raises several unrelated types for a bad file
+            raise ModelLoadError(f"cannot load ONNX model {stored.tag}: {error}") from error
+        runner = cls(stored=stored, session=session, device=choice.device)
+        runner._check_signature()
+        return runner
+
+    def __post_init__(self) -> None:
+        self._input_name = self.session.get_inputs()[0].name
+        self._output_names = [self.session.get_outputs()[1].name]
+
+    @property
+    def tag(self) -> str:
+        return self.stored.tag
+
+    @property
+    def n_features(self) -> int:
+        return len(self.stored.feature_names)
+
+    def _check_signature(self) -> None:
+        """The graph must take exactly the stored feature count and give two class probabilities."""
+        shape = self.session.get_inputs()[0].shape
+        width = shape[1] if len(shape) == 2 else None
+        if width != self.n_features:
+            raise ModelLoadError(
+                f"ONNX model {self.tag} takes {width} features but its metadata lists "
+                f"{self.n_features}"
+            )
+        if len(self.session.get_outputs()) < 2:
+            raise ModelLoadError(f"ONNX model {self.tag} has no probabilities output")
+        parity = float(self.stored.metadata.get("parity_max_abs_diff", float("nan")))
+        tolerance = float(self.stored.metadata.get("parity_tolerance", 0.0))
+        if not parity <= tolerance:
+            raise ModelLoadError(
+                f"ONNX model {self.tag} records parity error {parity:.3g} above its tolerance "
+                f"{tolerance:g}; refusing to serve it"
+            )
+
+    def predict(self, features: FeatureMatrix) -> Probabilities:
+        (probabilities,) = self.session.run(self._output_names, {self._input_name: features})
+        return np.ascontiguousarray(probabilities[:, 1])
