@@ -5,6 +5,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from runners.model_store import StoredModel
+
 FeatureMatrix = npt.NDArray[np.float32]
 Probabilities = npt.NDArray[np.float32]
 
@@ -12,6 +14,7 @@ Probabilities = npt.NDArray[np.float32]
 class Runner(Protocol):
     engine: str  # "onnx" or "xgboost"
     device: str  # "cpu" or "cuda"
+    stored: StoredModel
 
     @property
     def tag(self) -> str: ...

@@ -1,0 +1,57 @@
+"""Client errors as one JSON shape: a summary naming the first bad field, plus every detail."""
+
+from dataclasses import dataclass, field
+
+import orjson
+from pydantic import ValidationError
+
+MAX_DETAILS = 20
+
+
+@dataclass
+class RequestError(Exception):
+    """Raised anywhere on the request path; the HTTP layer turns it into `status` + JSON."""
+
+    status: int
+    message: str
+    details: list[dict[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def body(self) -> bytes:
+        return orjson.dumps({"error": self.message, "details": self.details})
+
+
+def format_location(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """("age",) -> "age"; (3, "age") -> "[3].age"; ("age", 523) -> "age[523]"."""
+    text = prefix
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "body"
+
+
+def from_validation_error(error: ValidationError, prefix: str = "") -> RequestError:
+    """422 for bad values, 400 when the body is not JSON at all."""
+    details = []
+    status = 422
+    for item in error.errors(include_url=False, include_input=False)[:MAX_DETAILS]:
+        if item["type"] == "json_invalid":
+            status = 400
+        location = format_location(tuple(item["loc"]), prefix)
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "Unknown field (not part of the applicant schema)"
+        details.append({"location": location, "message": message})
+    first = details[0]
+    count = error.error_count()
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    return RequestError(status, f"{first['location']}: {first['message']}{more}", details)
+
+
+def too_large(what: str, size: int, limit: int, unit: str) -> RequestError:
+    return RequestError(413, f"{what} has {size} {unit}, over the limit of {limit} {unit}")

@@ -1,0 +1,99 @@
+"""Runs `bentoml serve` as a child process on a free loopback port (tests and benchmarks)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+from urllib.request import urlopen
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SERVICE = "service.app:CreditRiskService"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServedProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (URLError, OSError):
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> int:
+    """SIGTERM the whole process group (workers too), SIGKILL if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout_s)
+    return process.returncode
+
+
+@contextmanager
+def served(
+    env: Mapping[str, str] | None = None,
+    *,
+    log_path: Path,
+    service: str = DEFAULT_SERVICE,
+    extra_args: tuple[str, ...] = (),
+    ready_timeout_s: float = 120,
+    command: list[str] | None = None,
+) -> Iterator[ServedProcess]:
+    """A ready server; raises RuntimeError with the server's log if it never gets ready."""
+    port = free_port()
+    argv = command or [
+        sys.executable, "-m", "bentoml", "serve", service,
+        "--host", "127.0.0.1", "--port", str(port), *extra_args,
+    ]  # fmt: skip
+    argv = [part.replace("{port}", str(port)) for part in argv]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = ServedProcess(process, port, log_path)
+    try:
+        if not wait_ready(server.url, process, ready_timeout_s):
+            raise RuntimeError(f"server on port {port} never became ready:\n{server.log()[-4000:]}")
+        yield server
+    finally:
+        stop(process)

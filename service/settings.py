@@ -1,0 +1,79 @@
+"""All serving configuration, read once from `CREDIT_RISK_*` environment variables.
+
+bentofile.yaml's `envs:` sets the same variables inside a bento, so the operator changes
+behaviour (model tag, engine, batching design, device, limits) without touching code.
+"""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CREDIT_RISK_", frozen=True)
+
+    model_tag: str = Field(
+        "credit_risk_onnx:latest",
+        description="ONNX model tag to serve; its native twin is found through its metadata. "
+        "Set an older version here to roll back.",
+    )
+    engine: Literal["onnx", "xgboost"] = Field(
+        "onnx", description="Engine for /classify and /classify_batch."
+    )
+    bulk_engine: Literal["onnx", "xgboost", "auto"] = Field(
+        "auto",
+        description="Engine for bulk scoring; auto routes each chunk by its size "
+        "(ONNX below `bulk_xgboost_min_rows`, native XGBoost above).",
+    )
+    bulk_xgboost_min_rows: int = Field(
+        1024, ge=1, description="Chunk size from which `auto` prefers native XGBoost."
+    )
+    batching: Literal["adaptive", "bentoml", "none"] = Field(
+        "adaptive",
+        description="adaptive: in-process asyncio micro-batcher; bentoml: BentoML's batchable "
+        "API on a model service reached through bentoml.depends; none: one model call per request.",
+    )
+    offload_model_calls: bool = Field(
+        False,
+        description="Run model calls in a worker thread so the event loop keeps accepting "
+        "requests meanwhile (helps expensive engines, costs a thread hop).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto uses CUDA when the engine build and a GPU allow it."
+    )
+    workers: int = Field(2, ge=1, description="API worker processes.")
+    model_threads: int = Field(1, ge=1, description="Engine threads per worker.")
+    max_batch_rows: int = Field(256, ge=1, description="Largest merged batch of requests.")
+    max_queue_rows: int = Field(4096, ge=1, description="Rows queued per worker before 503.")
+    max_queue_delay_ms: float = Field(
+        500.0, gt=0, description="A request not dispatched within this long gets a 503."
+    )
+    bentoml_max_latency_ms: int = Field(
+        20, ge=1, description="max_latency_ms of BentoML's batchable API (batching=bentoml)."
+    )
+    bulk_chunk_rows: int = Field(65_536, ge=1, description="Bulk inputs run in chunks of this.")
+    max_batch_items: int = Field(1_000, ge=1, description="Most applicants in /classify_batch.")
+    max_bulk_rows: int = Field(200_000, ge=1, description="Most rows in one bulk request.")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body.")
+    maybe_threshold: float = Field(0.3, ge=0, le=1, description="p above this: MAYBE.")
+    declined_threshold: float = Field(0.5, ge=0, le=1, description="p above this: DECLINED.")
+    request_timeout_s: float = Field(30.0, gt=0, description="BentoML request timeout.")
+    lean_routes: bool = Field(
+        True,
+        description="Serve the scoring routes from a lean ASGI middleware (same validation, "
+        "errors and answers) instead of BentoML's request pipeline.",
+    )
+    access_log: bool = Field(False, description="Per-request access log lines (costs ~10%).")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> "ServiceSettings":
+        if self.maybe_threshold > self.declined_threshold:
+            raise ValueError("maybe_threshold must not exceed declined_threshold")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServiceSettings:
+    return ServiceSettings()

@@ -1,0 +1,124 @@
+"""Builds one worker's scorer from the settings: engines, batching design, metrics."""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from features.encoder import FeatureEncoder
+from runners.base import FeatureMatrix, Probabilities, Runner
+from runners.batcher import AdaptiveBatcher
+from runners.bulk import ChunkedPredictor
+from runners.factory import load_runner
+from service.decisions import Thresholds
+from service.metrics import ServingMetrics
+from service.scoring import CreditScorer, Limits, RowPredictor
+from service.settings import ServiceSettings
+
+RemotePredict = Callable[[FeatureMatrix], Awaitable[Probabilities]]
+
+
+@dataclass
+class Worker:
+    """Everything one API worker holds; `info` feeds GET /info."""
+
+    settings: ServiceSettings
+    runner: Runner
+    bulk: ChunkedPredictor
+    scorer: CreditScorer
+    batcher: AdaptiveBatcher | None
+
+    def info(self) -> dict[str, object]:
+        meta = self.runner_metadata
+        s = self.settings
+        return {
+            "model": self.scorer.model_tag,
+            "native_model": meta.get("native_tag", ""),
+            "engine": self.runner.engine,
+            "bulk_engine": s.bulk_engine,
+            "provider": self.runner.device,
+            "batching": s.batching,
+            "workers": s.workers,
+            "model_threads": s.model_threads,
+            "n_features": self.runner.n_features,
+            "test_auc": meta.get("test_auc", 0.0),
+            "parity_max_abs_diff": meta.get("parity_max_abs_diff", 0.0),
+            "thresholds": {"maybe": s.maybe_threshold, "declined": s.declined_threshold},
+            "limits": {
+                "max_batch_items": s.max_batch_items,
+                "max_bulk_rows": s.max_bulk_rows,
+                "max_body_bytes": s.max_body_bytes,
+                "max_batch_rows": s.max_batch_rows,
+                "max_queue_rows": s.max_queue_rows,
+            },
+        }
+
+    @property
+    def runner_metadata(self) -> dict[str, object]:
+        return dict(self.runner.stored.metadata)
+
+
+def load_engines(settings: ServiceSettings) -> tuple[Runner, ChunkedPredictor]:
+    """The request engine and the bulk predictor; raises ModelLoadError for a bad model."""
+    engines: dict[str, Runner] = {}
+
+    def engine(name: str) -> Runner:
+        if name not in engines:
+            engines[name] = load_runner(
+                name,  # type: ignore[arg-type]
+                settings.model_tag,
+                threads=settings.model_threads,
+                device=settings.device,
+            )
+        return engines[name]
+
+    runner = engine(settings.engine)
+    if settings.bulk_engine == "auto":
+        small, large = engine("onnx"), engine("xgboost")
+    else:
+        small = large = engine(settings.bulk_engine)
+    bulk = ChunkedPredictor(
+        small=small,
+        large=large,
+        large_min_rows=settings.bulk_xgboost_min_rows,
+        chunk_rows=settings.bulk_chunk_rows,
+    )
+    return runner, bulk
+
+
+def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None = None) -> Worker:
+    runner, bulk = load_engines(settings)
+    metrics = ServingMetrics.create()
+    batcher: AdaptiveBatcher | None = None
+    predict_rows: RowPredictor
+    if settings.batching == "adaptive":
+        batcher = AdaptiveBatcher(
+            runner.predict,
+            max_batch_rows=settings.max_batch_rows,
+            max_queue_rows=settings.max_queue_rows,
+            max_queue_delay_s=settings.max_queue_delay_ms / 1000,
+            offload_to_thread=settings.offload_model_calls,
+            observer=lambda record: metrics.observe_batch(record, runner.engine),
+        )
+        predict_rows = batcher.predict
+    elif settings.batching == "bentoml":
+        if remote_predict is None:
+            raise ValueError("batching=bentoml needs the model service dependency")
+        predict_rows = remote_predict
+    else:
+        latency = metrics.model_latency.labels(runner.engine, "direct")
+
+        async def predict_rows(features: FeatureMatrix) -> Probabilities:
+            started = time.perf_counter()
+            probabilities = runner.predict(features)
+            latency.observe(time.perf_counter() - started)
+            return probabilities
+
+    scorer = CreditScorer(
+        model_tag=runner.tag,
+        encoder=FeatureEncoder(runner.stored.feature_names),
+        predict_rows=predict_rows,
+        bulk=bulk,
+        thresholds=Thresholds(settings.maybe_threshold, settings.declined_threshold),
+        limits=Limits(settings.max_batch_items, settings.max_bulk_rows, settings.max_body_bytes),
+    )
+    return Worker(settings, runner, bulk, scorer, batcher)
