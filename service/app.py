@@ -13,6 +13,7 @@ import numpy as np
 from bentoml._internal.context import server_context
 
 from runners.device import DeviceUnavailableError
+from runners.batcher import OverloadedError
 from runners.model_store import ModelLoadError
 from service.errors import RequestError
 from service.lean_routes import LeanRoutesMiddleware, ScorerHolder
@@ -88,10 +89,9 @@ class CreditRiskService:
         model_service = bentoml.depends(CreditRiskModel)
 
     def __init__(self) -> None:
-        remote = None
-        if settings.batching == "bentoml":
-            remote = self.model_service.to_async.predict
-        self.worker = build_worker(settings, remote)
+        self.worker = build_worker(
+            settings, self._remote_predict if settings.batching == "bentoml" else None
+        )
         self.scorer = self.worker.scorer
         ScorerHolder.scorer = self.scorer
         ScorerHolder.info = self.worker.info()
@@ -107,6 +107,13 @@ class CreditRiskService:
         # otherwise show up as 200-450 ms latency spikes under load).
         gc.collect()
         gc.freeze()
+
+    async def _remote_predict(self, features: np.ndarray) -> np.ndarray:
+        """One call through BentoML's dispatcher in the model service (endpoints resolve late)."""
+        try:
+            return await self.model_service.to_async.predict(features)  # type: ignore[no-any-return]
+        except bentoml.exceptions.ServiceUnavailable as error:  # its dispatcher shed the load
+            raise OverloadedError(f"model service overloaded: {error}") from error
 
     def __is_ready__(self) -> bool:
         return ScorerHolder.scorer is self.scorer

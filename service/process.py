@@ -73,6 +73,7 @@ def served(
     extra_args: tuple[str, ...] = (),
     ready_timeout_s: float = 120,
     command: list[str] | None = None,
+    cwd: Path = PROJECT_ROOT,
 ) -> Iterator[ServedProcess]:
     """A ready server; raises RuntimeError with the server's log if it never gets ready."""
     port = free_port()
@@ -84,7 +85,7 @@ def served(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             argv,
-            cwd=PROJECT_ROOT,
+            cwd=cwd,
             env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,

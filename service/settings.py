@@ -51,7 +51,10 @@ class ServiceSettings(BaseSettings):
         500.0, gt=0, description="A request not dispatched within this long gets a 503."
     )
     bentoml_max_latency_ms: int = Field(
-        20, ge=1, description="max_latency_ms of BentoML's batchable API (batching=bentoml)."
+        500,
+        ge=1,
+        description="max_latency_ms of BentoML's batchable API (batching=bentoml): its "
+        "dispatcher refuses requests it predicts would exceed this.",
     )
     bulk_chunk_rows: int = Field(65_536, ge=1, description="Bulk inputs run in chunks of this.")
     max_batch_items: int = Field(1_000, ge=1, description="Most applicants in /classify_batch.")

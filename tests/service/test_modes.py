@@ -1,0 +1,63 @@
+"""Every selectable configuration answers correctly: batching designs, engines, route styles."""
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from export.pipeline import ExportSummary
+from service.process import ServedProcess, served
+
+MODES = {
+    "bentoml-batching": {"CREDIT_RISK_BATCHING": "bentoml"},
+    "unbatched": {"CREDIT_RISK_BATCHING": "none"},
+    "xgboost-adaptive-offload": {"CREDIT_RISK_ENGINE": "xgboost", "CREDIT_RISK_OFFLOAD_MODEL_CALLS": "true"},
+    "bentoml-typed-routes": {"CREDIT_RISK_LEAN_ROUTES": "false", "CREDIT_RISK_WORKERS": "1"},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=list(MODES))
+def mode_server(
+    request: pytest.FixtureRequest, exported: ExportSummary, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, ServedProcess]]:
+    env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, **MODES[request.param]}
+    log = tmp_path_factory.mktemp(request.param) / "serve.log"
+    with served(env, log_path=log) as process:
+        yield request.param, process
+
+
+async def _concurrent(url: str, records: list[dict[str, object]]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=100)) as client:
+        return await asyncio.gather(*(client.post("/classify", json=r) for r in records))
+
+
+def test_mode_answers_match_in_process_predictions(mode_server, records, expected_probability) -> None:
+    name, server = mode_server
+    tolerance = 1e-5 if "xgboost" in name else 1e-6  # native vs ONNX: the export's parity bound
+    picks = list(range(0, 2000, 13))
+    answers = asyncio.run(_concurrent(server.url, [records[i] for i in picks]))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:2]
+    got = [a.json()["probability"] for a in answers]
+    np.testing.assert_allclose(got, expected_probability[picks], atol=tolerance)
+
+    batch = httpx.post(f"{server.url}/classify_batch", json=records[:300], timeout=60)
+    assert batch.status_code == 200, batch.text
+    np.testing.assert_allclose([d["probability"] for d in batch.json()], expected_probability[:300], atol=tolerance)
+
+    bulk = httpx.post(
+        f"{server.url}/classify_bulk",
+        json={k: [r[k] for r in records[:3000]] for k in records[0]},
+        timeout=60,
+    )
+    assert bulk.status_code == 200, bulk.text
+    np.testing.assert_allclose(bulk.json()["probability"], expected_probability[:3000], atol=1e-5)
+
+
+def test_mode_refuses_bad_input_naming_the_field(mode_server, records) -> None:
+    _, server = mode_server
+    answer = httpx.post(f"{server.url}/classify", json={**records[0], "age": -3}, timeout=30)
+    assert 400 <= answer.status_code < 500
+    assert "age" in answer.text
+    assert httpx.post(f"{server.url}/classify", json=records[0], timeout=30).status_code == 200
