@@ -36,4 +36,7 @@ def save_onnx_model(model: onnx.ModelProto, metadata: dict[str, Any]) -> bentoml
 
 
 def has_onnx_model() -> bool:
-    return bool(bentoml.models.list(ONNX_MODEL_NAME))
+    try:
+        return bool(bentoml.models.list(ONNX_MODEL_NAME))
+    except bentoml.exceptions.NotFound:
+        return False
