@@ -110,3 +110,12 @@ def test_rollback_older_tag_still_loads_and_predicts_the_same(exported: ExportSu
         XgboostRunner.load(exported.native_tag, device="cpu").predict(features), first_native
     )
     np.testing.assert_allclose(first_onnx, first_native, atol=PARITY_TOLERANCE)
+
+
+def test_if_missing_skips_when_the_store_has_a_model(
+    exported: ExportSummary, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = {str(m.tag) for m in bentoml.models.list(ONNX_MODEL_NAME)}
+    assert export_main(["--if-missing"]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert {str(m.tag) for m in bentoml.models.list(ONNX_MODEL_NAME)} == before
