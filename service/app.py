@@ -81,6 +81,7 @@ class CreditRiskModel:
     workers=settings.workers,
     traffic={"timeout": settings.request_timeout_s},
     logging={"access": {"enabled": settings.access_log}},
+    tracing={"excluded_urls": settings.tracing_excluded_urls},
 )
 class CreditRiskService:
     """Credit decisions: APPROVED / MAYBE / DECLINED with the probability of default."""
