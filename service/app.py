@@ -12,8 +12,8 @@ import bentoml
 import numpy as np
 from bentoml._internal.context import server_context
 
-from runners.device import DeviceUnavailableError
 from runners.batcher import OverloadedError
+from runners.device import DeviceUnavailableError
 from runners.model_store import ModelLoadError
 from service.errors import RequestError
 from service.lean_routes import LeanRoutesMiddleware, ScorerHolder

@@ -39,8 +39,9 @@ def parse_applicant_csv(body: bytes, max_rows: int) -> dict[str, np.ndarray]:
             details.append(problem)
         columns[name] = values
     for name in CATEGORICAL_FIELDS:
-        values = frame[name].to_numpy(dtype=str)
-        bad = ~np.isin(values, categories(name))
+        # Object arrays of str: the encoder maps them with one dict lookup per cell.
+        values = frame[name].to_numpy(dtype=object)
+        bad = ~frame[name].isin(categories(name)).to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
             details.append(

@@ -7,7 +7,7 @@ otherwise score the applicant with income 0), categories are the course's lower-
 """
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -22,6 +22,20 @@ Home = _category_enum("home")
 Marital = _category_enum("marital")
 Records = _category_enum("records")
 Job = _category_enum("job")
+
+# Bulk columns use plain-string literals: the same allowed names, but validated in Rust into
+# str (an Enum member per value would cost a Python-level hash per cell when encoding).
+HomeName = Literal["rent", "owner", "private", "ignore", "parents", "other", "unk"]
+MaritalName = Literal["single", "married", "widow", "separated", "divorced", "unk"]
+RecordsName = Literal["no", "yes", "unk"]
+JobName = Literal["fixed", "partime", "freelance", "others", "unk"]
+for _enum, _literal in (
+    (Home, HomeName),
+    (Marital, MaritalName),
+    (Records, RecordsName),
+    (Job, JobName),
+):
+    assert {m.value for m in _enum} == set(get_args(_literal)), _enum  # type: ignore[attr-defined]
 
 
 def _number(low: float, high: float, description: str) -> Any:
@@ -123,12 +137,12 @@ class ApplicantColumns(BaseModel):
     )
 
     seniority: Annotated[list[Annotated[float, _bounded("seniority")]], _column("seniority")]
-    home: list[Home]  # type: ignore[valid-type]
+    home: list[HomeName]
     time: Annotated[list[Annotated[float, _bounded("time")]], _column("time")]
     age: Annotated[list[Annotated[float, _bounded("age")]], _column("age")]
-    marital: list[Marital]  # type: ignore[valid-type]
-    records: list[Records]  # type: ignore[valid-type]
-    job: list[Job]  # type: ignore[valid-type]
+    marital: list[MaritalName]
+    records: list[RecordsName]
+    job: list[JobName]
     expenses: Annotated[list[Annotated[float, _bounded("expenses")]], _column("expenses")]
     income: Annotated[list[Annotated[float, _bounded("income")]], _column("income")]
     assets: Annotated[list[Annotated[float, _bounded("assets")]], _column("assets")]
