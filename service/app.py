@@ -112,7 +112,7 @@ class CreditRiskService:
     async def _remote_predict(self, features: np.ndarray) -> np.ndarray:
         """One call through BentoML's dispatcher in the model service (endpoints resolve late)."""
         try:
-            return await self.model_service.to_async.predict(features)  # type: ignore[no-any-return]
+            return await self.model_service.to_async.predict(features)
         except bentoml.exceptions.ServiceUnavailable as error:  # its dispatcher shed the load
             raise OverloadedError(f"model service overloaded: {error}") from error
 

@@ -35,7 +35,7 @@ for _enum, _literal in (
     (Records, RecordsName),
     (Job, JobName),
 ):
-    assert {m.value for m in _enum} == set(get_args(_literal)), _enum  # type: ignore[attr-defined]
+    assert {m.value for m in _enum} == set(get_args(_literal)), _enum
 
 
 def _number(low: float, high: float, description: str) -> Any:
