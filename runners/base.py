@@ -1,5 +1,6 @@
 """The one abstraction every engine implements: load by tag, predict P(default) for a matrix."""
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -9,6 +10,22 @@ from runners.model_store import StoredModel
 
 FeatureMatrix = npt.NDArray[np.float32]
 Probabilities = npt.NDArray[np.float32]
+
+
+@dataclass
+class StoredModelRunner:
+    """What every engine shares: the stored model it runs and the device it runs on."""
+
+    stored: StoredModel
+    device: str
+
+    @property
+    def tag(self) -> str:
+        return self.stored.tag
+
+    @property
+    def n_features(self) -> int:
+        return len(self.stored.feature_names)
 
 
 class Runner(Protocol):

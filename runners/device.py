@@ -48,6 +48,16 @@ def select_device(
     return DeviceChoice("cpu", f"device=auto and {why}")
 
 
+def resolve_device(
+    requested: DeviceRequest, engine: str, engine_supports_cuda: bool, tag: str
+) -> DeviceChoice:
+    """Decide for this machine (probing CUDA only when it may be used) and log the one line."""
+    gpu_count = cuda_device_count() if requested != "cpu" else 0
+    choice = select_device(requested, engine, engine_supports_cuda, gpu_count)
+    log_device_choice(engine, tag, choice)
+    return choice
+
+
 def log_device_choice(engine: str, tag: str, choice: DeviceChoice) -> None:
     logger.warning(
         "%s runner for %s runs on %s (%s)", engine, tag, choice.device.upper(), choice.reason

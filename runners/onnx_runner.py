@@ -1,42 +1,31 @@
 """ONNX Runtime execution of the exported credit-risk model."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime as ort
 
-from runners.base import FeatureMatrix, Probabilities
-from runners.device import (
-    DeviceRequest,
-    cuda_device_count,
-    log_device_choice,
-    select_device,
-)
-from runners.model_store import ModelLoadError, StoredModel, get_stored_model, onnx_file
+from runners.base import FeatureMatrix, Probabilities, StoredModelRunner
+from runners.device import DeviceRequest, resolve_device
+from runners.model_store import ModelLoadError, get_stored_model, onnx_file
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 
 
 @dataclass
-class OnnxRunner:
+class OnnxRunner(StoredModelRunner):
     """One ORT session; threads are set from config so workers x threads fits the cores."""
 
-    stored: StoredModel
-    session: ort.InferenceSession
-    device: str
+    session: ort.InferenceSession = field(kw_only=True)
     engine: str = "onnx"
 
     @classmethod
     def load(cls, tag: str, *, threads: int = 1, device: DeviceRequest = "auto") -> "OnnxRunner":
         stored = get_stored_model(tag)
-        choice = select_device(
-            device,
-            engine="onnxruntime",
-            engine_supports_cuda=CUDA_PROVIDER in ort.get_available_providers(),
-            gpu_count=cuda_device_count() if device != "cpu" else 0,
+        choice = resolve_device(
+            device, "onnxruntime", CUDA_PROVIDER in ort.get_available_providers(), stored.tag
         )
-        log_device_choice("onnx", stored.tag, choice)
         providers = [CUDA_PROVIDER, CPU_PROVIDER] if choice.device == "cuda" else [CPU_PROVIDER]
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -54,14 +43,6 @@ class OnnxRunner:
     def __post_init__(self) -> None:
         self._input_name = self.session.get_inputs()[0].name
         self._output_names = [self.session.get_outputs()[1].name]
-
-    @property
-    def tag(self) -> str:
-        return self.stored.tag
-
-    @property
-    def n_features(self) -> int:
-        return len(self.stored.feature_names)
 
     def _check_signature(self) -> None:
         """The graph must take exactly the stored feature count and give two class probabilities."""
