@@ -25,7 +25,7 @@ serve: model
 	$(VENV)/bin/bentoml serve $(SERVICE) --host $(HOST) --port $(PORT)
 
 lint: install
-	$(VENV)/bin/ruff check export features runners service bench tests
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 test: lint
