@@ -5,6 +5,7 @@
 
 import gc
 import logging
+import os
 import sys
 from typing import Any
 
@@ -29,6 +30,14 @@ def _preflight() -> None:
     """Load the configured models once before any worker starts: a missing tag, a corrupt or
     mismatched ONNX file or a failed parity record stops `bentoml serve` with one clear line
     instead of workers restarting forever behind a readiness probe that never turns green."""
+    cores = os.cpu_count() or 1
+    if settings.workers * settings.model_threads > cores:
+        logger.warning(
+            "workers (%d) x model threads (%d) exceeds the %d cores: expect contention",
+            settings.workers,
+            settings.model_threads,
+            cores,
+        )
     try:
         load_engines(settings)
     except (ModelLoadError, DeviceUnavailableError) as error:
