@@ -1,17 +1,22 @@
 """Adaptive micro-batching in the API worker's event loop.
 
-Requests queue as row blocks with a future each. One dispatcher task sends whatever is queued to
-the model as soon as the model is free: at light load a request goes out on the next loop tick
-(no fixed wait), under load everything that arrived while the model was busy is merged into the
-next call, up to `max_batch_rows`. The queue is bounded (rows) and a request that waited longer
-than `max_queue_delay_s` before dispatch is failed rather than served late. Requests whose caller
-went away (cancelled future) are dropped before they cost a model call.
+The first request of an event-loop tick, with nothing queued, runs at once: at light load every
+request is a direct model call with no added delay. Any further request in the same tick (load:
+the loop had several requests ready at once) queues as a row block with a future, and one flush,
+scheduled for the next tick, merges all of them into a single call, up to `max_batch_rows`. With
+`offload_to_thread` the model runs in a worker thread and everything that queues while it is busy
+is merged into the next call. The queue is bounded (rows) and
+a request that waited longer than `max_queue_delay_s` before dispatch is failed rather than served
+late. Requests whose caller went away (cancelled future) are dropped before they cost a model call.
+No task or event per request: a flush is a plain loop callback, which keeps the per-request
+overhead to a future and a deque append.
 """
 
 import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -67,8 +72,9 @@ class AdaptiveBatcher:
         )
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
-        self._wakeup: asyncio.Event | None = None
-        self._dispatcher: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
+        self._model_busy = False  # an offloaded call is running
+        self._tick_taken = False  # a request of the current loop tick already ran directly
 
     @property
     def queued_rows(self) -> int:
@@ -81,18 +87,35 @@ class AdaptiveBatcher:
                 f"batch queue full ({self._queued_rows} rows queued, limit {self.max_queue_rows})"
             )
         loop = asyncio.get_running_loop()
-        self._ensure_dispatcher()
+        if self._executor is None and not self._tick_taken and not self._queue:
+            return self._predict_now(loop, rows)
         pending = _Pending(rows, loop.create_future())
         self._queue.append(pending)
         self._queued_rows += len(rows)
-        assert self._wakeup is not None
-        self._wakeup.set()
+        self._schedule_flush(loop)
         return await pending.future
 
-    def _ensure_dispatcher(self) -> None:
-        if self._dispatcher is None or self._dispatcher.done():
-            self._wakeup = asyncio.Event()
-            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch_forever())
+    def _predict_now(self, loop: asyncio.AbstractEventLoop, rows: FeatureMatrix) -> Probabilities:
+        """The light-load path: no future, no queue; later requests of this tick will merge."""
+        self._tick_taken = True
+        loop.call_soon(self._end_tick)
+        started = time.perf_counter()
+        probabilities = self._predict(rows)
+        self._observe(loop, BatchRecord(1, len(rows), 0.0, time.perf_counter() - started))
+        return probabilities
+
+    def _observe(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> None:
+        """Metrics are written on the next tick, after the answers are on their way."""
+        if self._observer is not None:
+            loop.call_soon(self._observer, record)
+
+    def _end_tick(self) -> None:
+        self._tick_taken = False
+
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._flush_scheduled and not self._model_busy:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush, loop)
 
     def _take_batch(self) -> list[_Pending]:
         """Whole requests, oldest first, up to max_batch_rows (a bigger request goes alone)."""
@@ -119,60 +142,75 @@ class AdaptiveBatcher:
             rows += len(head.rows)
         return batch
 
-    async def _dispatch_forever(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch = self._take_batch()
-            if batch:
-                features = (
-                    batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_scheduled = False
+        batch = self._take_batch()
+        if batch:
+            features = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
+            started = time.perf_counter()
+            if self._executor is not None:
+                self._model_busy = True
+                running = self._executor.submit(self._predict, features)
+                running.add_done_callback(
+                    lambda done: loop.call_soon_threadsafe(self._finish, loop, batch, started, done)
                 )
-                started = time.perf_counter()
-                try:
-                    if self._executor is None:
-                        probabilities = self._predict(features)
-                    else:
-                        probabilities = await loop.run_in_executor(
-                            self._executor, self._predict, features
-                        )
-                except Exception as error:
-                    _fail(batch, error)
-                else:
-                    self._deliver(batch, probabilities, started, time.perf_counter())
-            # Let the loop read and parse what arrived meanwhile before the next merge.
-            await asyncio.sleep(0)
+                return
+            try:
+                probabilities = self._predict(features)
+            except Exception as error:
+                _fail(batch, error)
+            else:
+                self._deliver(loop, batch, probabilities, started)
+        if self._queue:  # more than one batch was waiting: the rest goes on the next tick
+            self._schedule_flush(loop)
+
+    def _finish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Pending],
+        started: float,
+        done: ThreadFuture[Probabilities],
+    ) -> None:
+        """Back on the loop after an offloaded call: answer, then merge what queued meanwhile."""
+        self._model_busy = False
+        error = done.exception()
+        if error is not None:
+            _fail(batch, error)
+        else:
+            self._deliver(loop, batch, done.result(), started)
+        if self._queue:
+            self._schedule_flush(loop)
 
     def _deliver(
-        self, batch: list[_Pending], probabilities: Probabilities, started: float, finished: float
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Pending],
+        probabilities: Probabilities,
+        started: float,
     ) -> None:
+        finished = time.perf_counter()
         offset = 0
         for pending in batch:
             n = len(pending.rows)
             if not pending.future.done():
                 pending.future.set_result(probabilities[offset : offset + n])
             offset += n
-        if self._observer is not None:
-            self._observer(
-                BatchRecord(
-                    requests=len(batch),
-                    rows=offset,
-                    max_queue_wait_s=started - batch[0].enqueued,
-                    model_s=finished - started,
-                )
-            )
+        self._observe(
+            loop,
+            BatchRecord(
+                requests=len(batch),
+                rows=offset,
+                max_queue_wait_s=started - batch[0].enqueued,
+                model_s=finished - started,
+            ),
+        )
 
     async def close(self) -> None:
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
 
-def _fail(batch: list[_Pending], error: Exception) -> None:
+def _fail(batch: list[_Pending], error: BaseException) -> None:
     for pending in batch:
         if not pending.future.done():
             pending.future.set_exception(error)

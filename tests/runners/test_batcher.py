@@ -85,8 +85,9 @@ def test_full_queue_refuses_with_overloaded_error() -> None:
 
     results = asyncio.run(main())
     refused = [r for r in results if isinstance(r, OverloadedError)]
-    assert len(refused) == 3 and "queue full" in str(refused[0])
-    assert sum(model.calls) == 8
+    # The first request of the tick runs directly; two more fill the 8-row queue.
+    assert len(refused) == 2 and "queue full" in str(refused[0])
+    assert sum(model.calls) == 12
 
 
 def test_cancelled_request_costs_no_model_rows() -> None:
@@ -94,15 +95,17 @@ def test_cancelled_request_costs_no_model_rows() -> None:
     batcher, _ = _batcher(model)
 
     async def main() -> None:
+        first = asyncio.ensure_future(batcher.predict(np.ones((1, 4), dtype=np.float32)))
         doomed = asyncio.ensure_future(batcher.predict(np.ones((7, 4), dtype=np.float32)))
         kept = asyncio.ensure_future(batcher.predict(np.ones((2, 4), dtype=np.float32)))
-        await asyncio.sleep(0)  # both queued, dispatcher not yet run
+        await asyncio.sleep(0)  # first ran directly; the other two queued, not yet flushed
         doomed.cancel()
         np.testing.assert_array_equal(await kept, [4.0, 4.0])
+        assert first.done()
         await batcher.close()
 
     asyncio.run(main())
-    assert sum(model.calls) == 2
+    assert model.calls == [1, 2]
 
 
 def test_model_error_fails_only_that_batch_and_batcher_keeps_going() -> None:
