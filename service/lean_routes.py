@@ -9,6 +9,7 @@ passes every other request (docs, health, metrics, GET, ...) on to BentoML uncha
 routes exactly; set CREDIT_RISK_LEAN_ROUTES=false to serve them through BentoML instead.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -89,7 +90,8 @@ class LeanRoutesMiddleware:
         try:
             handler = _handler_for(scope)
             body = await _read_body(scope, receive, scorer.limits.max_body_bytes)
-            status, payload, headers = 200, await handler(scorer, body), JSON_HEADERS
+            payload = await _unless_client_gone(handler(scorer, body), receive)
+            status, headers = 200, JSON_HEADERS
         except RequestError as error:
             status, payload = error.status, error.body()
             headers = JSON_HEADERS + [
@@ -102,6 +104,33 @@ class LeanRoutesMiddleware:
             status, payload = 500, RequestError(500, "internal error").body()
             headers = JSON_HEADERS
         await _respond(send, status, payload, headers)
+
+
+async def _unless_client_gone(work: Awaitable[bytes], receive: Receive) -> bytes:
+    """Score while watching the connection: if the client disconnects first, the scoring is
+    cancelled, so a request still queued in the batcher is dropped before it costs a model call
+    (the batch it would have joined goes on without it)."""
+    task = asyncio.current_task()
+    gone = False
+
+    def on_message(watcher: asyncio.Future[Message]) -> None:
+        nonlocal gone
+        if not watcher.cancelled() and watcher.result()["type"] == "http.disconnect":
+            gone = True
+            if task is not None:
+                task.cancel()
+
+    watcher = asyncio.ensure_future(receive())
+    watcher.add_done_callback(on_message)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            raise ClientGone from None
+        raise
+    finally:
+        watcher.remove_done_callback(on_message)
+        watcher.cancel()
 
 
 async def _respond(

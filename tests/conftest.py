@@ -10,9 +10,16 @@ _BENTOML_HOME = tempfile.mkdtemp(prefix="credit-risk-bentoml-home-")
 os.environ["BENTOML_HOME"] = _BENTOML_HOME
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
+from pathlib import Path  # noqa: E402
+
+import bentoml  # noqa: E402
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 import pytest  # noqa: E402
 
+from export.dataset import applicant_records, load_applicants  # noqa: E402
 from export.pipeline import ExportSummary, run_export  # noqa: E402
+from service.process import ServedProcess, served  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +32,30 @@ def bentoml_home() -> Iterator[str]:
 def exported(bentoml_home: str) -> ExportSummary:
     """One real export into the temporary model store, shared by the whole session."""
     return run_export()
+
+
+@pytest.fixture(scope="session")
+def records() -> list[dict[str, object]]:
+    return applicant_records(load_applicants())
+
+
+@pytest.fixture(scope="session")
+def expected_probability(exported: ExportSummary, records: list[dict[str, object]]) -> np.ndarray:
+    """In-process ONNX Runtime on DictVectorizer features: independent of our encoder."""
+    vectorizer = bentoml.models.get(exported.native_tag).custom_objects["dict_vectorizer"]
+    features = vectorizer.transform(records).astype(np.float32)
+    path = Path(bentoml.models.get(exported.onnx_tag).path) / "model.onnx"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run([session.get_outputs()[1].name], {"features": features})
+    return np.asarray(probabilities)[:, 1]
+
+
+@pytest.fixture(scope="session")
+def server(
+    exported: ExportSummary, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedProcess]:
+    """The default configuration, production mode, 2 workers, pinned to the first export."""
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, "CREDIT_RISK_WORKERS": "2"}
+    with served(env, log_path=log, extra_args=("--production",)) as process:
+        yield process
