@@ -1,0 +1,122 @@
+"""Fuzz the running server from its own OpenAPI schema, plus hand-written hostile inputs."""
+
+from collections import Counter
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+
+from service.process import ServedProcess
+from service.schemas import APPLICANT_EXAMPLE
+
+EXAMPLES_PER_MODE = 180  # x 3 routes x 2 modes = 1,080 generated requests
+SCORING_ROUTES = ("/classify", "/classify_batch", "/classify_bulk")
+
+
+def _check(response: httpx.Response | object, counts: Counter[str]) -> None:
+    status = response.status_code  # type: ignore[attr-defined]
+    counts[f"{status // 100}xx"] += 1
+    assert status < 500, response.text  # type: ignore[attr-defined]
+    if status >= 400:
+        body = response.json()  # type: ignore[attr-defined]
+        assert isinstance(body["error"], str) and body["error"], body
+
+
+def test_schema_driven_fuzzing_never_gets_a_5xx(server: ServedProcess) -> None:
+    schema = schemathesis.openapi.from_url(f"{server.url}/docs.json")
+    counts: Counter[str] = Counter()
+    operations = [
+        result.ok() for result in schema.get_all_operations() if result.ok().path in SCORING_ROUTES
+    ]
+    assert {op.path for op in operations} == set(SCORING_ROUTES)
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(
+                max_examples=EXAMPLES_PER_MODE,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
+            def fuzz(case: schemathesis.Case) -> None:
+                _check(case.call(base_url=server.url, timeout=30), counts)
+
+            fuzz()
+    total = sum(counts.values())
+    print(f"\nfuzzed {total} requests: {dict(counts)}")
+    assert total >= 1000
+    assert counts["2xx"] > 0 and counts["4xx"] > 0
+
+
+HOSTILE = [
+    ("deeply nested", b"[" * 100_000 + b"]" * 100_000, "application/json"),
+    ("non-utf8", b'{"home": "\xff\xfe"}', "application/json"),
+    ("NaN literal", b'{"age": NaN}', "application/json"),
+    ("Infinity literal", b'{"age": Infinity}', "application/json"),
+    ("truncated", b'{"age": 3', "application/json"),
+    ("empty body", b"", "application/json"),
+    ("json but text/plain", b"{}", "text/plain"),
+    ("xml", b"<applicant/>", "application/xml"),
+    ("csv with no rows", b"seniority,home\n", "text/csv"),
+    ("binary csv", bytes(range(256)) * 10, "text/csv"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "content_type"), HOSTILE, ids=[h[0] for h in HOSTILE])
+@pytest.mark.parametrize("route", SCORING_ROUTES)
+def test_hostile_bodies_get_a_clear_4xx(
+    server: ServedProcess, route: str, name: str, body: bytes, content_type: str
+) -> None:
+    answer = httpx.post(
+        f"{server.url}{route}", content=body, headers={"content-type": content_type}, timeout=30
+    )
+    assert 400 <= answer.status_code < 500, (name, answer.status_code, answer.text[:300])
+    assert answer.json()["error"]
+
+
+def test_body_over_the_limit_is_413(server: ServedProcess) -> None:
+    huge = b'{"pad": "' + b"x" * (33 * 1024 * 1024) + b'"}'
+    answer = httpx.post(
+        f"{server.url}/classify_bulk",
+        content=huge,
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert answer.status_code == 413
+    assert "over the limit" in answer.json()["error"]
+
+
+def test_duplicated_keys_last_one_wins(server: ServedProcess) -> None:
+    """Documented choice: like most JSON parsers (and Python's json), the last duplicate wins."""
+    fields = ", ".join(
+        f'"{k}": {httpx.Request("POST", "/", json=v).content.decode()}'
+        for k, v in APPLICANT_EXAMPLE.items()
+    )
+    twice = f'{{{fields}, "age": -5, "age": 26}}'.encode()
+    once_bad = f'{{{fields}, "age": 26, "age": -5}}'.encode()
+    ok = httpx.post(
+        f"{server.url}/classify",
+        content=twice,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    bad = httpx.post(
+        f"{server.url}/classify",
+        content=once_bad,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert ok.status_code == 200, ok.text
+    assert bad.status_code == 422 and "age" in bad.json()["error"]
+
+
+def test_extra_fields_are_named(server: ServedProcess) -> None:
+    answer = httpx.post(
+        f"{server.url}/classify", json={**APPLICANT_EXAMPLE, "ssn": "123"}, timeout=30
+    )
+    assert answer.status_code == 422
+    assert "ssn" in answer.json()["error"]
