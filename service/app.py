@@ -88,7 +88,7 @@ class CreditRiskModel:
 @bentoml.service(
     name="credit_risk",
     workers=settings.workers,
-    traffic={"timeout": settings.request_timeout_s},
+    traffic={"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
     logging={"access": {"enabled": settings.access_log}},
     tracing={"excluded_urls": settings.tracing_excluded_urls},
 )

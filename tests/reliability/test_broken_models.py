@@ -1,5 +1,6 @@
 """A broken or mismatched model stops `bentoml serve` with one clear line; rollback both ways."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -66,10 +67,8 @@ def test_broken_models_refuse_to_start_with_one_clear_line(
         )
         ready = False
         while process.poll() is None and time.monotonic() - started < 90:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 ready |= httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                pass
             time.sleep(0.2)
         if process.poll() is None:
             process.kill()

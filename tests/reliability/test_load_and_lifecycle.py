@@ -1,0 +1,248 @@
+"""Overload, isolation under concurrency, SIGTERM with requests in flight, a killed worker."""
+
+import asyncio
+import os
+import random
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import psutil
+
+from export.pipeline import ExportSummary
+from service.process import served
+
+OVERLOAD_CLIENTS = 300
+OVERLOAD_SECONDS = 8.0
+
+
+def _rss_mb(pid: int) -> float:
+    parent = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)]) / 2**20
+
+
+async def _hammer(
+    url: str, batch: list[dict[str, object]], seconds: float
+) -> tuple[Counter[int], list[float], list[str]]:
+    """Many clients posting batches back to back for a bounded time."""
+    statuses: Counter[int] = Counter()
+    admitted_latency: list[float] = []
+    retry_after: list[str] = []
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=OVERLOAD_CLIENTS)
+    body = orjson.dumps(batch)  # encoded once: the load generator must not be the bottleneck
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one_client() -> None:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                answer = await client.post("/classify_batch", content=body, headers=headers)
+                statuses[answer.status_code] += 1
+                if answer.status_code == 200:
+                    assert len(answer.json()) == len(batch)
+                    admitted_latency.append(time.perf_counter() - started)
+                elif answer.status_code == 503:
+                    retry_after.append(answer.headers.get("retry-after", ""))
+
+        await asyncio.gather(*(one_client() for _ in range(OVERLOAD_CLIENTS)))
+    return statuses, admitted_latency, retry_after
+
+
+def test_overload_is_refused_quickly_and_recovers(
+    exported: ExportSummary, records, tmp_path: Path
+) -> None:
+    env = {
+        "CREDIT_RISK_MODEL_TAG": exported.onnx_tag,
+        "CREDIT_RISK_ENGINE": "xgboost",
+        "CREDIT_RISK_OFFLOAD_MODEL_CALLS": "true",
+        "CREDIT_RISK_WORKERS": "1",
+        "CREDIT_RISK_MAX_QUEUE_ROWS": "300",
+        "CREDIT_RISK_MAX_BATCH_ROWS": "200",
+        "CREDIT_RISK_MAX_QUEUE_DELAY_MS": "250",
+        "CREDIT_RISK_MAX_CONCURRENCY": "32",
+    }
+    batch = records[:100]
+    with served(env, log_path=tmp_path / "serve.log") as server:
+        baseline_rss = _rss_mb(server.process.pid)
+        statuses, admitted, retry_after = asyncio.run(_hammer(server.url, batch, OVERLOAD_SECONDS))
+        peak_rss = _rss_mb(server.process.pid)
+        metrics = httpx.get(f"{server.url}/metrics").text
+        waits = _histogram(metrics, "credit_risk_queue_wait_seconds")
+        offered = sum(statuses.values())
+        print(f"\noverload: {offered} requests offered in {OVERLOAD_SECONDS}s by {OVERLOAD_CLIENTS} clients: "
+              f"{dict(statuses)}; admitted p99 {np.percentile(admitted, 99) * 1000:.0f} ms; "
+              f"RSS {baseline_rss:.0f} -> {peak_rss:.0f} MB")  # fmt: skip
+        assert set(statuses) <= {200, 429, 503}, statuses
+        assert statuses[429] + statuses[503] > 0 and statuses[200] > 0
+        assert all(value == "1" for value in retry_after)
+        assert max(admitted) < 30  # every admitted request finished within the request timeout
+        # Server side, no dispatched batch waited in the queue past the 250 ms limit (+ slack).
+        assert waits["+Inf"] > 0 and waits["0.5"] == waits["+Inf"], waits
+        assert peak_rss - baseline_rss < 300  # bounded queue: memory does not grow with the load
+        # When the load stops, latency is back to normal.
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            timings = []
+            for record in records[:50]:
+                started = time.perf_counter()
+                assert client.post("/classify", json=record).status_code == 200
+                timings.append(time.perf_counter() - started)
+        assert float(np.median(timings)) < 0.05
+
+
+def _histogram(metrics: str, name: str) -> dict[str, float]:
+    """Cumulative bucket counts by `le`, summed over label sets."""
+    buckets: Counter[str] = Counter()
+    for line in metrics.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets[le] += float(line.rsplit(" ", 1)[1])
+    return dict(buckets)
+
+
+def _corrupt(record: dict[str, object], rng: random.Random) -> dict[str, object]:
+    field = rng.choice(list(record))
+    bad_value = rng.choice([-1, "x", None, 1e300, "castle"])
+    return {**record, field: bad_value if field not in ("home", "job") else "castle"}
+
+
+async def _mixed(
+    url: str, records: list[dict[str, object]]
+) -> list[tuple[str, int, object, httpx.Response]]:
+    rng = random.Random(7)
+    jobs: list[tuple[str, int, object]] = []
+    for i in range(600):
+        kind = rng.choice(["valid", "valid", "valid", "invalid", "bulk"])
+        if kind == "valid":
+            jobs.append(("valid", i, records[i]))
+        elif kind == "invalid":
+            jobs.append(("invalid", i, _corrupt(records[i], rng)))
+        else:
+            rows = records[i : i + 20]
+            columns = {k: [r[k] for r in rows] for k in rows[0]}
+            if rng.random() < 0.5:
+                columns["age"][3] = -4  # one bad row
+                jobs.append(("bulk-bad", i, columns))
+            else:
+                jobs.append(("bulk", i, columns))
+    async with httpx.AsyncClient(
+        base_url=url, timeout=60, limits=httpx.Limits(max_connections=200)
+    ) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post("/classify_bulk" if kind.startswith("bulk") else "/classify", json=body)
+                for kind, _, body in jobs
+            )
+        )
+    return [(kind, i, body, answer) for (kind, i, body), answer in zip(jobs, answers, strict=True)]
+
+
+def test_valid_requests_get_their_own_answers_amid_invalid_ones(
+    server, records, expected_probability
+) -> None:
+    results = asyncio.run(_mixed(server.url, records))
+    kinds = Counter(kind for kind, *_ in results)
+    for kind, i, _, answer in results:
+        if kind == "valid":
+            assert answer.status_code == 200, answer.text
+            assert abs(answer.json()["probability"] - expected_probability[i]) <= 1e-6
+        elif kind == "bulk":
+            assert answer.status_code == 200, answer.text
+            np.testing.assert_allclose(
+                answer.json()["probability"], expected_probability[i : i + 20], atol=1e-6
+            )
+        elif kind == "bulk-bad":
+            assert answer.status_code == 422 and "age[3]" in answer.json()["error"]
+        else:
+            assert 400 <= answer.status_code < 500, answer.text
+            assert answer.json()["error"]
+    print(f"\nisolation: {dict(kinds)}, 0 answers lost or swapped")
+
+
+async def _in_flight(
+    url: str, columns: dict[str, list[object]], n: int
+) -> list[httpx.Response | Exception]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        return await asyncio.gather(
+            *(client.post("/classify_bulk", json=columns) for _ in range(n)), return_exceptions=True
+        )
+
+
+def test_sigterm_lets_in_flight_requests_finish(
+    exported: ExportSummary, records, tmp_path: Path
+) -> None:
+    rows = [records[i % len(records)] for i in range(60_000)]
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    env = {
+        "CREDIT_RISK_MODEL_TAG": exported.onnx_tag,
+        "CREDIT_RISK_WORKERS": "1",
+        "CREDIT_RISK_BULK_ENGINE": "onnx",
+    }
+    with served(env, log_path=tmp_path / "serve.log") as server:
+
+        async def scenario() -> tuple[list[httpx.Response | Exception], bool]:
+            flight = asyncio.ensure_future(_in_flight(server.url, columns, 6))
+            await asyncio.sleep(1.0)  # requests are in the server now, being scored one by one
+            os.killpg(server.process.pid, signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            try:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    late = await client.post(f"{server.url}/classify", json=records[0])
+                refused = late.status_code >= 500
+            except httpx.HTTPError:
+                refused = True
+            return await flight, refused
+
+        answers, late_refused = asyncio.run(scenario())
+        code = server.process.wait(timeout=60)
+    completed = [a for a in answers if isinstance(a, httpx.Response) and a.status_code == 200]
+    print(
+        f"\nSIGTERM: {len(completed)}/{len(answers)} in-flight bulk requests answered, exit code {code}"
+    )
+    assert len(completed) == len(answers), [
+        a if isinstance(a, Exception) else a.status_code for a in answers
+    ]
+    assert all(len(a.json()["probability"]) == len(rows) for a in completed)
+    assert late_refused
+    assert code == 0
+
+
+def test_killed_worker_is_replaced_and_serving_continues(server, records) -> None:
+    arbiter = psutil.Process(server.process.pid)
+    workers = [
+        p
+        for p in arbiter.children(recursive=True)
+        if "_bentoml_impl.worker" in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 2
+    victim = workers[0]
+    victim.kill()
+    victim.wait(timeout=10)
+    failures = 0
+    deadline = time.monotonic() + 60
+    ok_streak = 0
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        while ok_streak < 200 and time.monotonic() < deadline:
+            try:
+                ok = client.post("/classify", json=records[ok_streak]).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            ok_streak = ok_streak + 1 if ok else 0
+            failures += 0 if ok else 1
+    assert ok_streak >= 200
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = [
+            p
+            for p in arbiter.children(recursive=True)
+            if "_bentoml_impl.worker" in " ".join(p.cmdline())
+        ]
+        if len(now) == 2 and victim.pid not in {p.pid for p in now}:
+            break
+        time.sleep(0.5)
+    assert len(now) == 2 and victim.pid not in {p.pid for p in now}
+    print(f"\nworker {victim.pid} killed; replaced; {failures} requests failed meanwhile")
