@@ -28,7 +28,7 @@ class ServiceSettings(BaseSettings):
         "(ONNX below `bulk_xgboost_min_rows`, native XGBoost above).",
     )
     bulk_xgboost_min_rows: int = Field(
-        1024, ge=1, description="Chunk size from which `auto` prefers native XGBoost."
+        256, ge=1, description="Chunk size from which `auto` prefers native XGBoost."
     )
     batching: Literal["adaptive", "bentoml", "none"] = Field(
         "adaptive",

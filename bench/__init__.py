@@ -1,0 +1,1 @@
+"""Benchmark suites: in-process (pytest-benchmark) and HTTP (Locust). Nothing imports bench/."""
