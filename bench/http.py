@@ -12,6 +12,8 @@ import csv
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,6 +109,60 @@ def run_locust(
         "p95_ms": float(row["95%"]),
         "p99_ms": float(row["99%"]),
     }
+
+
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local i = 0
+request = function()
+  i = (i % #bodies) + 1
+  return wrk.format("POST", "/classify", {["Content-Type"] = "application/json"}, bodies[i])
+end
+"""
+
+
+def run_wrk(
+    url: str, connections: int, seconds: int, workdir: Path, records: list[dict[str, object]]
+) -> dict[str, float] | None:
+    """The same single-request load from wrk (C, one thread): far less CPU than Locust, so it
+    shows what the server does when the load generator is not the bottleneck. Skipped without wrk."""
+    if shutil.which("wrk") is None:
+        return None
+    bodies, script = workdir / "bodies.jsonl", workdir / "post.lua"
+    bodies.write_bytes(b"\n".join(orjson.dumps(r) for r in records))
+    script.write_text(WRK_SCRIPT)
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"{url}/classify",
+    ]
+    out = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        env={**os.environ, "BENCH_BODIES": str(bodies)},
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        return None
+    result: dict[str, float] = {"connections": connections, "rps": float(rps.group(1))}
+    for pct in ("50", "99"):
+        found = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out)
+        if found:
+            value, unit = float(found.group(1)), found.group(2)
+            result[f"p{pct}_ms"] = (
+                value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+            )
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    return result
 
 
 def bulk_end_to_end(
@@ -235,7 +291,13 @@ def main() -> None:
                     flush=True,
                 )
                 runs.append(run)
-            results["modes"][name] = {"description": mode.description, "runs": runs}  # type: ignore[index]
+            wrk = run_wrk(server.url, 64, seconds, workdir, records)
+            if wrk:
+                print(
+                    f"   wrk, 64 connections: {wrk['rps']:8.0f} req/s  p99 {wrk.get('p99_ms', 0):.1f} ms",
+                    flush=True,
+                )
+            results["modes"][name] = {"description": mode.description, "runs": runs, "wrk": wrk}  # type: ignore[index]
             if name == "onnx-adaptive":
                 results["bulk"] = {
                     "end_to_end": bulk_end_to_end(server.url, records, 2 if args.quick else 5),

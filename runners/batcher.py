@@ -37,6 +37,7 @@ class BatchRecord:
     rows: int
     max_queue_wait_s: float
     model_s: float
+    direct: bool = False  # the light-load path: one request, never queued
 
 
 @dataclass
@@ -101,7 +102,9 @@ class AdaptiveBatcher:
         loop.call_soon(self._end_tick)
         started = time.perf_counter()
         probabilities = self._predict(rows)
-        self._observe(loop, BatchRecord(1, len(rows), 0.0, time.perf_counter() - started))
+        self._observe(
+            loop, BatchRecord(1, len(rows), 0.0, time.perf_counter() - started, direct=True)
+        )
         return probabilities
 
     def _observe(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> None:

@@ -63,10 +63,11 @@ class ServiceSettings(BaseSettings):
     maybe_threshold: float = Field(0.3, ge=0, le=1, description="p above this: MAYBE.")
     declined_threshold: float = Field(0.5, ge=0, le=1, description="p above this: DECLINED.")
     max_concurrency: int = Field(
-        512,
+        4096,
         ge=1,
-        description="Requests in flight per worker before BentoML answers 429 at the door, "
-        "before any parsing: under overload the CPU goes to admitted requests.",
+        description="Requests in flight across all workers (BentoML gives each worker its "
+        "share) before BentoML answers 429 at the door, before any parsing: under overload "
+        "the CPU goes to admitted requests.",
     )
     request_timeout_s: float = Field(30.0, gt=0, description="BentoML request timeout.")
     lean_routes: bool = Field(
