@@ -296,6 +296,9 @@ def main() -> None:
         *inprocess_table(inprocess),
         "",
     ]
+    notes = BENCH / "REPORT_NOTES.md"
+    if notes.exists():
+        text += ["## Reading these numbers", "", notes.read_text()]
     (BENCH / "REPORT.md").write_text("\n".join(text))
     print(f"wrote {BENCH / 'REPORT.md'}")
 
