@@ -61,21 +61,29 @@ def wrk_table(http: dict[str, Any]) -> list[str]:
     return lines
 
 
+def batching_pairs(
+    http: dict[str, Any],
+) -> list[tuple[str, int, dict[str, float], dict[str, float]]]:
+    """(engine, users, adaptive run, unbatched run) wherever both modes ran."""
+    pairs = []
+    for engine in ("onnx", "xgboost"):
+        for users in http["users"]:
+            batched = _run(http, f"{engine}-adaptive", users)
+            plain = _run(http, f"{engine}-unbatched", users)
+            if batched and plain:
+                pairs.append((engine, users, batched, plain))
+    return pairs
+
+
 def batching_table(http: dict[str, Any]) -> list[str]:
     lines = [
         "| engine | users | adaptive req/s | unbatched req/s | adaptive / unbatched |",
         "|---|---:|---:|---:|---:|",
     ]
-    for engine in ("onnx", "xgboost"):
-        for users in http["users"]:
-            batched, plain = (
-                _run(http, f"{engine}-adaptive", users),
-                _run(http, f"{engine}-unbatched", users),
-            )
-            if batched and plain:
-                lines.append(
-                    f"| {engine} | {users} | {batched['rps']:,.0f} | {plain['rps']:,.0f} | {_ratio(batched, plain)} |"
-                )
+    for engine, users, batched, plain in batching_pairs(http):
+        lines.append(
+            f"| {engine} | {users} | {batched['rps']:,.0f} | {plain['rps']:,.0f} | {_ratio(batched, plain)} |"
+        )
     return lines
 
 
@@ -158,17 +166,9 @@ def targets(http: dict[str, Any]) -> list[str]:
         )
     if ours1:
         checks.append(("p99 <= 5 ms at 1 user", ours1["p99_ms"] <= 5, f"{ours1['p99_ms']:.0f} ms"))
-    worst = None
-    for engine in ("onnx", "xgboost"):
-        for users in http["users"]:
-            batched, plain = (
-                _run(http, f"{engine}-adaptive", users),
-                _run(http, f"{engine}-unbatched", users),
-            )
-            if batched and plain:
-                ratio = batched["rps"] / plain["rps"]
-                worst = ratio if worst is None else min(worst, ratio)
-    if worst is not None:
+    ratios = [batched["rps"] / plain["rps"] for _, _, batched, plain in batching_pairs(http)]
+    if ratios:
+        worst = min(ratios)
         checks.append(("adaptive never < 0.95x unbatched", worst >= 0.95, f"worst {worst:.2f}x"))
     xa, xu = _run(http, "xgboost-adaptive", 64), _run(http, "xgboost-unbatched", 64)
     if xa and xu:
