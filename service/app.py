@@ -126,6 +126,9 @@ class CreditRiskService:
             return await self.model_service.to_async.predict(features)
         except bentoml.exceptions.ServiceUnavailable as error:  # its dispatcher shed the load
             raise OverloadedError(f"model service overloaded: {error}") from error
+        except Exception as error:  # any other failure of the dependency: unavailable, not 500
+            logger.warning("model service call failed: %r", error)
+            raise OverloadedError(f"model service unavailable: {type(error).__name__}") from error
 
     def __is_ready__(self) -> bool:
         return ScorerHolder.scorer is self.scorer
