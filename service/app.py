@@ -104,6 +104,7 @@ class CreditRiskService:
         )
         self.scorer = self.worker.scorer
         ScorerHolder.scorer = self.scorer
+        ScorerHolder.batcher = self.worker.batcher
         ScorerHolder.info = self.worker.info()
         logger.warning(
             "serving %s: engine=%s device=%s batching=%s lean_routes=%s",
@@ -170,5 +171,7 @@ class CreditRiskService:
 
 
 CreditRiskService.add_asgi_middleware(  # type: ignore[attr-defined]
-    LeanRoutesMiddleware, enabled=settings.lean_routes
+    LeanRoutesMiddleware,
+    enabled=settings.lean_routes,
+    max_bulk_bytes_in_flight=settings.max_bulk_bytes_in_flight,
 )

@@ -60,6 +60,14 @@ class ServiceSettings(BaseSettings):
     max_batch_items: int = Field(1_000, ge=1, description="Most applicants in /classify_batch.")
     max_bulk_rows: int = Field(200_000, ge=1, description="Most rows in one bulk request.")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_bulk_bytes_in_flight: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Bytes of bulk request bodies a worker holds at once (being read, parsed or "
+        "waiting for its one bulk thread; parsed, a body takes ~6x its size); a bulk request "
+        "that would pass this gets 503 with Retry-After before its body is read. One request "
+        "is always admitted when no other bulk request is in progress.",
+    )
     maybe_threshold: float = Field(0.3, ge=0, le=1, description="p above this: MAYBE.")
     declined_threshold: float = Field(0.5, ge=0, le=1, description="p above this: DECLINED.")
     max_concurrency: int = Field(

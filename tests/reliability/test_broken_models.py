@@ -11,6 +11,8 @@ from pathlib import Path
 
 import bentoml
 import httpx
+import numpy as np
+import onnxruntime as ort
 import pytest
 
 from export.pipeline import ExportSummary, run_export
@@ -82,21 +84,42 @@ def test_broken_models_refuse_to_start_with_one_clear_line(
         assert "Traceback" not in output, (case, output[-2000:])
 
 
+def _in_process(summary: ExportSummary, records: list[dict[str, object]]) -> np.ndarray:
+    """That export's own predictions: its DictVectorizer and its ONNX file in ONNX Runtime."""
+    vectorizer = bentoml.models.get(summary.native_tag).custom_objects["dict_vectorizer"]
+    features = vectorizer.transform(records).astype(np.float32)
+    path = Path(bentoml.models.get(summary.onnx_tag).path) / "model.onnx"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run([session.get_outputs()[1].name], {"features": features})
+    return np.asarray(probabilities)[:, 1]
+
+
 def test_rollback_and_forward_again_by_configuration(
     exported: ExportSummary, records, tmp_path: Path
 ) -> None:
-    newer = run_export()
-    for tag in (exported.onnx_tag, newer.onnx_tag, exported.onnx_tag):
-        with served(
-            {"CREDIT_RISK_MODEL_TAG": tag, "CREDIT_RISK_WORKERS": "1"},
-            log_path=tmp_path / "serve.log",
-        ) as server:
-            info = httpx.get(f"{server.url}/info").json()
-            assert info["model"] == tag
-            answer = httpx.post(f"{server.url}/classify", json=records[0], timeout=30).json()
-            assert answer["model"] == tag
-    assert str(bentoml.models.get("credit_risk_onnx:latest").tag) == newer.onnx_tag
-    print(json.dumps({"rolled_back_to": exported.onnx_tag, "forward_to": newer.onnx_tag}))
+    """A newer export (another seed, so really another model) is `latest`; the operator rolls
+    back to the first by CREDIT_RISK_MODEL_TAG, then forward again, with no code change. Each
+    time /info names the served model and every answer is that model's own prediction."""
+    newer = run_export(seed=2)
+    sample = records[:300]
+    expected = {summary.onnx_tag: _in_process(summary, sample) for summary in (exported, newer)}
+    assert np.abs(expected[exported.onnx_tag] - expected[newer.onnx_tag]).max() > 1e-3
+    steps = [
+        ("latest (the newer export)", newer, {}),
+        ("rolled back", exported, {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag}),
+        ("forward again", newer, {"CREDIT_RISK_MODEL_TAG": newer.onnx_tag}),
+    ]
+    for step, summary, env in steps:
+        with served({"CREDIT_RISK_WORKERS": "1", **env}, log_path=tmp_path / "serve.log") as server:
+            info = httpx.get(f"{server.url}/info", timeout=30).json()
+            assert (info["model"], info["native_model"]) == (summary.onnx_tag, summary.native_tag)
+            answers = httpx.post(f"{server.url}/classify_batch", json=sample, timeout=60).json()
+            assert {answer["model"] for answer in answers} == {summary.onnx_tag}, step
+            got = [answer["probability"] for answer in answers]
+            np.testing.assert_allclose(got, expected[summary.onnx_tag], atol=1e-6, err_msg=step)
+            single = httpx.post(f"{server.url}/classify", json=sample[7], timeout=30).json()
+            assert abs(single["probability"] - expected[summary.onnx_tag][7]) < 1e-6, step
+    print(json.dumps({"served": [s.onnx_tag for _, s, _ in steps]}))
 
 
 @pytest.mark.parametrize("device", ["cuda"])

@@ -1,15 +1,21 @@
-"""A client that disconnects while its request is queued costs no model call and breaks nothing.
+"""A client that disconnects or times out while its request is queued costs no model call and
+breaks nothing; watching for that costs the hot path ~2 µs per request.
 
-Driven in-process through the real ASGI middleware, scorer, batcher and ONNX Runtime runner;
-only the model call is slowed (in its worker thread) so that the second request is still queued
-when its client goes away.
+In-process: the real ASGI middleware, scorer, batcher and ONNX Runtime runner, with the model
+call slowed in its worker thread. Over HTTP: a real `bentoml serve` with the slow model of
+conftest.py, clients that time out, and the server's own /metrics as the witness.
 """
 
 import asyncio
+import gc
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import httpx
 import numpy as np
 import orjson
+import uvloop
 
 from export.pipeline import ExportSummary
 from features.encoder import FeatureEncoder
@@ -17,8 +23,12 @@ from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
 from runners.onnx_runner import OnnxRunner
 from service.decisions import Thresholds
-from service.lean_routes import LeanRoutesMiddleware, ScorerHolder
+from service.lean_routes import ClientGone, DisconnectWatch, LeanRoutesMiddleware, ScorerHolder
+from service.process import served
 from service.scoring import CreditScorer, Limits
+from tests.reliability.conftest import metric_total
+
+Message = dict[str, object]
 
 
 async def _never_called(scope: object, receive: object, send: object) -> None:
@@ -57,29 +67,27 @@ def test_disconnected_queued_request_costs_no_model_call(exported: ExportSummary
         "headers": [(b"content-type", b"application/json")],
     }
 
-    async def request(
-        record: dict[str, object], disconnect_after: float | None
-    ) -> list[dict[str, object]]:
-        sent: list[dict[str, object]] = []
+    async def request(record: dict[str, object], disconnect_after: float | None) -> list[Message]:
+        sent: list[Message] = []
         delivered = False
 
-        async def receive() -> dict[str, object]:
+        async def receive() -> Message:
             nonlocal delivered
             if not delivered:
                 delivered = True
                 return {"type": "http.request", "body": orjson.dumps(record), "more_body": False}
             if disconnect_after is None:
                 await asyncio.sleep(3600)
-            await asyncio.sleep(disconnect_after)
+            await asyncio.sleep(disconnect_after or 0)
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, object]) -> None:
+        async def send(message: Message) -> None:
             sent.append(message)
 
         await app(scope, receive, send)
         return sent
 
-    async def scenario() -> tuple[list[dict[str, object]], ...]:
+    async def scenario() -> tuple[list[Message], ...]:
         ScorerHolder.scorer = scorer
         try:
             first = asyncio.ensure_future(request(records[0], None))  # occupies the model thread
@@ -92,10 +100,170 @@ def test_disconnected_queued_request_costs_no_model_call(exported: ExportSummary
             await batcher.close()
 
     first, gone, kept = asyncio.run(scenario())
-    assert gone == []  # nothing sent to a client that left
+    # The request that left is "answered" 499 with no body (the server drops it; BentoML's
+    # timeout middleware needs the response start to release the request's concurrency slot).
+    assert [m.get("status") for m in gone] == [499, None] and gone[1]["body"] == b""
     for sent, record in ((first, records[0]), (kept, records[2])):
         assert sent[0]["status"] == 200
-        body = orjson.loads(sent[1]["body"])
+        body = orjson.loads(sent[1]["body"])  # type: ignore[arg-type]
         expected = runner.predict(FeatureEncoder(runner.stored.feature_names).encode_one(record))[0]
         assert abs(body["probability"] - float(expected)) < 1e-6
     assert model_rows == [1, 1]  # the disconnected request never reached the model
+
+
+def test_disconnects_over_http_cost_no_model_call_and_free_their_slots(
+    slow_model_tag: str, records, expected_probability, tmp_path: Path
+) -> None:
+    """Clients that time out while queued behind a slow model call: never scored, counted as
+    499 by the server, nothing of them lingers (BentoML's timeout middleware would otherwise wait
+    the full 60 s request timeout for a response that never starts), and a full set of new
+    requests is admitted and answered right after."""
+    env = {
+        "CREDIT_RISK_MODEL_TAG": slow_model_tag,
+        "CREDIT_RISK_WORKERS": "1",
+        "CREDIT_RISK_OFFLOAD_MODEL_CALLS": "true",  # every call queues: the metrics count them all
+        "CREDIT_RISK_BULK_ENGINE": "onnx",
+        "CREDIT_RISK_MAX_CONCURRENCY": "8",
+        "CREDIT_RISK_MAX_QUEUE_DELAY_MS": "60000",
+        "CREDIT_RISK_REQUEST_TIMEOUT_S": "60",
+    }
+    impatient = 5
+    with served(env, log_path=tmp_path / "serve.log") as server:
+
+        async def scenario() -> tuple[
+            list[httpx.Response], list[BaseException], list[httpx.Response]
+        ]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                # The slow model call of records[0] starts; the next requests queue behind it.
+                first = asyncio.ensure_future(client.post("/classify", json=records[0]))
+                await asyncio.sleep(0.15)
+                async with httpx.AsyncClient(base_url=server.url, timeout=0.4) as hasty:
+                    gone = await asyncio.gather(
+                        *(
+                            hasty.post("/classify", json=records[i])
+                            for i in range(1, 1 + impatient)
+                        ),
+                        return_exceptions=True,
+                    )
+                kept = asyncio.ensure_future(client.post("/classify", json=records[10]))
+                answered = [await first, await kept]
+                # All 8 slots must be free again: 8 at once are admitted and answered.
+                more = await asyncio.gather(
+                    *(client.post("/classify", json=records[20 + i]) for i in range(8))
+                )
+                return answered, gone, [*answered, *more]  # type: ignore[return-value]
+
+        _, gone, all_answered = asyncio.run(scenario())
+        metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert all(isinstance(error, httpx.TimeoutException) for error in gone), gone
+    picks = [0, 10, *range(20, 28)]
+    assert [a.status_code for a in all_answered] == [200] * len(picks), [
+        a.text for a in all_answered
+    ]
+    got = [a.json()["probability"] for a in all_answered]
+    np.testing.assert_allclose(got, expected_probability[picks], atol=1e-6)
+    # Every scored row belongs to a request that got its answer: the 5 that left cost nothing.
+    assert metric_total(metrics, "credit_risk_batch_rows_sum") == len(picks)
+    lingering = metric_total(metrics, "bentoml_service_request_in_progress", endpoint="/classify")
+    assert lingering == 0, metrics
+    closed = metric_total(metrics, "bentoml_service_request_total", http_response_code="499")
+    assert closed == impatient, metrics
+    print(f"\ndisconnects over HTTP: {impatient} clients timed out while queued -> 499, 0 model rows; "
+          f"{len(picks)} answered, {len(picks)} rows scored")  # fmt: skip
+
+
+# -- the cost on the hot path ----------------------------------------------------------------
+
+
+class _Connection:
+    """Like uvicorn's request cycle once the body is read: receive() waits for a disconnect."""
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+
+    async def receive(self) -> Message:
+        await self.closed.wait()
+        return {"type": "http.disconnect"}
+
+
+async def _task_per_request(
+    work: Awaitable[bytes], receive: Callable[[], Awaitable[Message]]
+) -> bytes:
+    """The obvious design, for comparison: a watcher task for every request."""
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_message(watcher: asyncio.Future[Message]) -> None:
+        if not watcher.cancelled() and watcher.result()["type"] == "http.disconnect":
+            task.cancel()
+
+    watcher = asyncio.ensure_future(receive())
+    watcher.add_done_callback(on_message)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        raise ClientGone from None
+    finally:
+        watcher.remove_done_callback(on_message)
+        watcher.cancel()
+
+
+async def _answer_now() -> bytes:
+    return b"{}"  # the batcher's direct path: answered without suspending
+
+
+async def _answer_next_tick() -> bytes:
+    await asyncio.sleep(0)  # merged into the next tick's flush
+    return b"{}"
+
+
+Guard = Callable[[Awaitable[bytes], Callable[[], Awaitable[Message]]], Awaitable[bytes]] | None
+
+
+async def _cpu_per_request(guard: Guard, work: Callable[[], Awaitable[bytes]]) -> float:
+    """Process CPU time per request (immune to other processes' load), 16 concurrent requests
+    per loop tick, paced at ~20k requests/s."""
+
+    async def one() -> bytes:
+        if guard is None:
+            return await work()
+        return await guard(work(), _Connection().receive)
+
+    n, width = 8000, 16
+    started = time.process_time()
+    for _ in range(n // width):
+        await asyncio.gather(*(one() for _ in range(width)))
+        await asyncio.sleep(0.0005)
+    return (time.process_time() - started) / n
+
+
+def test_disconnect_watch_costs_little_per_request() -> None:
+    """Micro-benchmark with the API workers' GC settings (frozen start-up heap, high thresholds)."""
+    guards: dict[str, Guard] = {
+        "none": None,
+        "task per request": _task_per_request,
+        "DisconnectWatch": DisconnectWatch().guard,
+    }
+    best: dict[tuple[str, str], float] = {}
+
+    async def main() -> None:
+        for work in (_answer_now, _answer_next_tick):
+            for _ in range(5):  # interleaved rounds, best of each: noise only ever adds time
+                for name, guard in guards.items():
+                    cost = await _cpu_per_request(guard, work)
+                    key = (work.__name__, name)
+                    best[key] = min(best.get(key, cost), cost)
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        uvloop.run(main())
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+    added = {key: (cost - best[(key[0], "none")]) * 1e6 for key, cost in best.items()}
+    print("\nadded CPU per request (µs): " + ", ".join(f"{w} / {g}: {us:.1f}" for (w, g), us in added.items() if g != "none"))  # fmt: skip
+    for work in ("_answer_now", "_answer_next_tick"):
+        assert added[(work, "DisconnectWatch")] < 20  # generous: a busy machine only adds noise

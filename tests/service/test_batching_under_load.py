@@ -29,11 +29,15 @@ async def _fire(url: str, records: list[dict[str, object]]) -> list[httpx.Respon
 def test_concurrent_requests_each_get_their_own_answer(server: ServedProcess, records, expected_probability) -> None:
     before = _merged_batches(httpx.get(f"{server.url}/metrics").text)
     picks = list(range(CONCURRENT))  # distinct rows of the dataset
-    for _ in range(3):  # a few rounds so both workers see real concurrency
+    merged = 0.0
+    for round_ in range(10):  # at least 3 rounds; more only until a merged call has been seen
         answers = asyncio.run(_fire(server.url, [records[i] for i in picks]))
         assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:3]
         got = np.array([a.json()["probability"] for a in answers])
         np.testing.assert_allclose(got, expected_probability[picks], atol=1e-6)
-    calls, merged = _merged_batches(httpx.get(f"{server.url}/metrics").text)
-    assert calls > before[0]
+        _, merged = _merged_batches(httpx.get(f"{server.url}/metrics").text)
+        if round_ >= 2 and merged - before[1] > 0:
+            break
+    # A busy client can deliver every request in its own loop tick (then each is a direct call,
+    # not counted here); over up to 6,000 concurrent requests some must have shared a tick.
     assert merged - before[1] > 0, "no model call merged more than one request"

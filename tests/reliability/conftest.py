@@ -1,0 +1,74 @@
+"""Reliability fixtures: a deliberately slow model and /metrics readers.
+
+The slow model is the exported model plus a large matrix product whose result is multiplied by
+zero and added to the probabilities: the same answers, but every model call takes ~0.5-1.5 s on
+one thread, so requests really wait in the batcher's queue behind it. That makes "queued while
+the model is busy" a state a test can reach over HTTP without sleeping inside the server.
+"""
+
+import re
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from export.pipeline import ExportSummary
+
+SLOW_MATRIX_SIDE = 3072  # ones(K, K) @ ones(K, K): 58 GFLOP, ~0.5-1.5 s on one 2-core-VM thread
+
+
+def slow_onnx_model(model: onnx.ModelProto, side: int = SLOW_MATRIX_SIDE) -> onnx.ModelProto:
+    """`model` with a K x K matrix product that depends on the input (so ONNX Runtime cannot
+    fold it away at load time) and contributes exactly 0 to the probabilities."""
+    slow = onnx.ModelProto()
+    slow.CopyFrom(model)
+    graph = slow.graph
+    (classifier,) = graph.node
+    classifier.output[1] = "fast_probabilities"
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+            numpy_helper.from_array(np.array([side, side], np.int64), "square"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("ReduceSum", ["features"], ["total"], keepdims=0),
+            helper.make_node("Mul", ["total", "zero"], ["input_times_zero"]),
+            helper.make_node("Add", ["input_times_zero", "one"], ["unit"]),
+            helper.make_node("Expand", ["unit", "square"], ["ones"]),
+            helper.make_node("MatMul", ["ones", "ones"], ["busy_work"]),
+            helper.make_node("ReduceSum", ["busy_work"], ["busy_total"], keepdims=0),
+            helper.make_node("Mul", ["busy_total", "zero"], ["nothing"]),
+            helper.make_node("Add", ["fast_probabilities", "nothing"], ["probabilities"]),
+        ]
+    )
+    slow.opset_import.append(helper.make_opsetid("", 15))
+    onnx.checker.check_model(slow)
+    return slow
+
+
+@pytest.fixture(scope="session")
+def slow_model_tag(exported: ExportSummary) -> str:
+    """A stored ONNX model with the exported model's metadata (features, native twin, parity)
+    that answers exactly like it, slowly."""
+    good = bentoml.models.get(exported.onnx_tag)
+    source = Path(good.path) / "model.onnx"
+    with bentoml.models.create("credit_risk_onnx_slow", metadata=dict(good.info.metadata)) as model:
+        onnx.save_model(slow_onnx_model(onnx.load(str(source))), model.path_of("model.onnx"))
+    return str(model.tag)
+
+
+def metric_total(metrics: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus sample over every label set that has these label values."""
+    total = 0.0
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.M)
+    for match in pattern.finditer(metrics):
+        label_text = match.group(1) or ""
+        if all(f'{key}="{value}"' in label_text for key, value in labels.items()):
+            total += float(match.group(2))
+    return total

@@ -1,0 +1,95 @@
+"""AdaptiveBatcher under overload and cancellation: the queue drains in one flush, saturation is
+visible before a request is parsed, and a caller that leaves never breaks its batch."""
+
+import asyncio
+import time
+
+import numpy as np
+
+from runners.batcher import AdaptiveBatcher
+
+
+class RowSumModel:
+    """Row sums as 'probabilities', so every caller can check it got its own rows back."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.calls: list[int] = []
+        self.delay_s = delay_s
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        self.calls.append(len(features))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return features.sum(axis=1).astype(np.float32)
+
+
+def _rows(value: float, n: int) -> np.ndarray:
+    return np.full((n, 2), value, dtype=np.float32)
+
+
+def test_in_loop_flush_drains_the_whole_queue_in_one_tick() -> None:
+    model = RowSumModel()
+    batcher = AdaptiveBatcher(model, max_batch_rows=200, max_queue_rows=10_000, max_queue_delay_s=5)
+
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(batcher.predict(_rows(i, 100))) for i in range(6)]
+        await asyncio.sleep(0)  # the first ran directly; five queued, one flush scheduled
+        assert batcher.queued_rows == 500
+        await asyncio.sleep(0)  # that one flush sent all of them
+        assert batcher.queued_rows == 0
+        for i, result in enumerate(await asyncio.gather(*tasks)):
+            np.testing.assert_array_equal(result, np.full(100, 2 * i, dtype=np.float32))
+
+    asyncio.run(main())
+    assert model.calls == [100, 200, 200, 100]
+
+
+def test_saturated_says_why_before_anything_is_parsed() -> None:
+    model = RowSumModel(delay_s=0.3)
+    batcher = AdaptiveBatcher(
+        model, max_batch_rows=8, max_queue_rows=12, max_queue_delay_s=0.1, offload_to_thread=True
+    )
+
+    async def main() -> None:
+        assert batcher.saturated() is None
+        first = asyncio.ensure_future(batcher.predict(_rows(1, 4)))
+        await asyncio.sleep(0.05)  # its call is running in the model thread
+        waiting = [asyncio.ensure_future(batcher.predict(_rows(2, 4))) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert batcher.saturated() is None  # 8 of 12 rows queued, just now
+        await asyncio.sleep(0.15)
+        assert "behind" in (batcher.saturated() or "")  # the head waited past 0.1 s
+        waiting.append(asyncio.ensure_future(batcher.predict(_rows(2, 4))))
+        await asyncio.sleep(0)
+        assert "queue full" in (batcher.saturated() or "")
+        await asyncio.gather(first, *waiting, return_exceptions=True)
+        assert batcher.saturated() is None
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_caller_leaving_mid_call_does_not_break_its_batch() -> None:
+    """Two requests merged into one model call; one caller is cancelled while the call runs:
+    the other still gets exactly its own rows back, and the batcher keeps serving."""
+    model = RowSumModel(delay_s=0.2)
+    batcher = AdaptiveBatcher(
+        model, max_batch_rows=64, max_queue_rows=100, max_queue_delay_s=5, offload_to_thread=True
+    )
+
+    async def main() -> None:
+        blocker = asyncio.ensure_future(batcher.predict(_rows(1, 1)))
+        await asyncio.sleep(0.05)
+        leaving = asyncio.ensure_future(batcher.predict(_rows(5, 3)))
+        staying = asyncio.ensure_future(batcher.predict(_rows(7, 2)))
+        await blocker  # now the two queued requests are dispatched together
+        while len(model.calls) < 2:  # ... and their merged call is running
+            await asyncio.sleep(0.005)
+        leaving.cancel()
+        np.testing.assert_array_equal(await staying, [14.0, 14.0])
+        assert leaving.cancelled()
+        np.testing.assert_array_equal(await batcher.predict(_rows(3, 1)), [6.0])
+        await batcher.close()
+
+    asyncio.run(main())
+    assert model.calls == [1, 5, 1]
