@@ -1,312 +1,286 @@
 """HTTP benchmark: each server mode in turn on a free loopback port, Locust at fixed user counts.
 
-    python -m bench.http            # full run (~8 min), then `python -m bench.report`
-    python -m bench.http --quick    # users 1 and 64, 5 s each
-    python -m bench.http --modes onnx-adaptive,flask-gunicorn
+    python -m bench.http                  # full run: 7 modes x 1/16/64/256 users, 15 s each (~12 min)
+    python -m bench.http --quick          # users 1 and 64, 5 s each (~3 min), to bench/results/quick/
+    python -m bench.http --modes onnx-adaptive,flask-gunicorn --users 64
+    python -m bench.report                # then: bench/REPORT.md and plots from the JSON
 
+For every mode: start the server (`service.process.served`), check its answers against in-process
+ONNX Runtime, run Locust's ClassifyUser at each user count (plus wrk at 64 connections when
+installed), stop the server. For the default server also bulk scoring: one request at a time at
+1k/10k/100k rows, two concurrent BulkUsers at 10k rows, and the engines alone in-process.
 Server and load generator share this machine's cores, so compare ratios within one run.
 """
 
 import argparse
-import csv
 import json
 import os
-import platform
-import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import httpx
-import orjson
 
+from bench import bulk
+from bench.loadgen import LoadError, run_locust, run_wrk, wrk_available
+from bench.machine import describe
+from bench.modes import DEFAULT_MODES, OURS, Mode, select
 from export.dataset import applicant_records, load_applicants
 from export.pipeline import run_export
 from features.encoder import FeatureEncoder
-from features.schema import FIELDS
 from runners.onnx_runner import OnnxRunner
-from runners.xgboost_runner import XgboostRunner
-from service.process import PROJECT_ROOT, served
+from service.process import served
 
 RESULTS = Path(__file__).parent / "results"
-LOCUSTFILE = Path(__file__).parent / "locustfile.py"
 USERS = (1, 16, 64, 256)
-BULK_SIZES = (1_000, 10_000, 100_000)
+QUICK_USERS = (1, 64)
+WRK_CONNECTIONS = 64
+CONCURRENT_BULK_ROWS = 10_000
+CONCURRENT_BULK_USERS = 2  # one per API worker
+PROBABILITY_TOLERANCE = 1e-4  # ONNX vs native XGBoost differ by < 1e-5 (the export's parity check)
+
+Records = Sequence[Mapping[str, object]]
 
 
-@dataclass(frozen=True)
-class Mode:
-    description: str
-    env: dict[str, str] = field(default_factory=dict)
-    command: tuple[str, ...] = ()
+def course_status(probability: float) -> str:
+    """The course's decision rule (independent of the service's own code)."""
+    return "DECLINED" if probability > 0.5 else "MAYBE" if probability > 0.3 else "APPROVED"
 
 
-def _bentoml(service: str) -> tuple[str, ...]:
-    return (
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        service,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-    )
+def check_answers(url: str, records: Records, expected: Sequence[float]) -> None:
+    """The server answers like the course service: the right status and probability."""
+    with httpx.Client(timeout=30) as client:
+        for record, probability in zip(records, expected, strict=True):
+            answer = client.post(f"{url}/classify", json=record)
+            if answer.status_code != 200:
+                raise RuntimeError(f"/classify: {answer.status_code} {answer.text[:300]}")
+            body = answer.json()
+            close = abs(body["probability"] - probability) <= PROBABILITY_TOLERANCE
+            if not close or body["status"] != course_status(probability):
+                raise RuntimeError(f"/classify answered {body}, expected p={probability:.6f}")
 
 
-GUNICORN = (
-    sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", "127.0.0.1:{port}",
-    "--log-level", "warning", "bench.baselines.flask_app:app",
-)  # fmt: skip
-
-MODES: dict[str, Mode] = {
-    "onnx-adaptive": Mode("ONNX Runtime + in-process adaptive batcher (default)"),
-    "onnx-bentoml-batching": Mode(
-        "ONNX Runtime behind BentoML's batchable API (bentoml.depends)", {"CREDIT_RISK_BATCHING": "bentoml"}
-    ),
-    "onnx-unbatched": Mode("ONNX Runtime, one call per request", {"CREDIT_RISK_BATCHING": "none"}),
-    "xgboost-adaptive": Mode("native XGBoost + adaptive batcher", {"CREDIT_RISK_ENGINE": "xgboost"}),
-    "xgboost-unbatched": Mode(
-        "native XGBoost, one call per request", {"CREDIT_RISK_ENGINE": "xgboost", "CREDIT_RISK_BATCHING": "none"}
-    ),
-    "bentoml-user-baseline": Mode(
-        "course service the BentoML 1.4 way (bentoml.xgboost, DictVectorizer, plain API)",
-        command=_bentoml("bench.baselines.bentoml_user_service:CreditRiskBaseline"),
-    ),
-    "flask-gunicorn": Mode(
-        "module-5 Flask + gunicorn, 2 workers, OMP_NUM_THREADS=1", {"OMP_NUM_THREADS": "1"}, GUNICORN
-    ),
-}  # fmt: skip
+def server_info(url: str) -> dict[str, Any] | None:
+    """Our service's GET /info (engine, batching, bulk routing); None for the baselines."""
+    try:
+        answer = httpx.get(f"{url}/info", timeout=10)
+    except httpx.HTTPError:
+        return None
+    return answer.json() if answer.status_code == 200 else None
 
 
-def run_locust(
-    url: str, user_class: str, users: int, seconds: int, workdir: Path
-) -> dict[str, float]:
-    """One bounded headless Locust run; returns the aggregated row of its CSV stats."""
-    prefix = workdir / f"{user_class}-{users}"
-    processes = ["--processes", "2"] if users >= 16 else []
-    argv = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), user_class, "--headless",
-        "-u", str(users), "-r", str(users), "--run-time", f"{seconds}s", "--host", url,
-        "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
-        *processes,
-    ]  # fmt: skip
-    subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, timeout=seconds + 60, check=False)
-    with open(f"{prefix}_stats.csv") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
-    return {
-        "users": users,
-        "requests": int(row["Request Count"]),
-        "failures": int(row["Failure Count"]),
-        "rps": float(row["Requests/s"]),
-        "p50_ms": float(row["50%"]),
-        "p95_ms": float(row["95%"]),
-        "p99_ms": float(row["99%"]),
+def measure_mode(
+    mode: Mode, url: str, args: argparse.Namespace, workdir: Path, records: Records
+) -> dict[str, Any]:
+    """Locust at every user count (a failed run is recorded, not fatal), then wrk."""
+    entry: dict[str, Any] = {
+        "description": mode.description,
+        "env": dict(mode.env),
+        "info": server_info(url) if mode.ours else None,
+        "runs": [],
+        "wrk": None,
     }
-
-
-WRK_SCRIPT = """
-local bodies = {}
-for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
-local i = 0
-request = function()
-  i = (i % #bodies) + 1
-  return wrk.format("POST", "/classify", {["Content-Type"] = "application/json"}, bodies[i])
-end
-"""
-
-
-def run_wrk(
-    url: str, connections: int, seconds: int, workdir: Path, records: list[dict[str, object]]
-) -> dict[str, float] | None:
-    """The same single-request load from wrk (C, one thread): far less CPU than Locust, so it
-    shows what the server does when the load generator is not the bottleneck. Skipped without wrk."""
-    if shutil.which("wrk") is None:
-        return None
-    bodies, script = workdir / "bodies.jsonl", workdir / "post.lua"
-    bodies.write_bytes(b"\n".join(orjson.dumps(r) for r in records))
-    script.write_text(WRK_SCRIPT)
-    argv = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        str(script),
-        f"{url}/classify",
-    ]
-    out = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        env={**os.environ, "BENCH_BODIES": str(bodies)},
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if rps is None:
-        return None
-    result: dict[str, float] = {"connections": connections, "rps": float(rps.group(1))}
-    for pct in ("50", "99"):
-        found = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out)
-        if found:
-            value, unit = float(found.group(1)), found.group(2)
-            result[f"p{pct}_ms"] = (
-                value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    for users in args.users:
+        try:
+            run = asdict(
+                run_locust(
+                    url,
+                    "ClassifyUser",
+                    users,
+                    args.seconds,
+                    workdir,
+                    processes=args.locust_processes,
+                )
             )
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    result["non_2xx"] = float(errors.group(1)) if errors else 0.0
+        except LoadError as error:
+            print(f"   {users:>3} users: FAILED {error}", flush=True)
+            entry["runs"].append({"users": users, "error": str(error)[-1000:]})
+            continue
+        print(
+            f"   {users:>3} users: {run['rps']:8,.0f} req/s  p50 {run['p50_ms']:.0f}  p95 {run['p95_ms']:.0f}"
+            f"  p99 {run['p99_ms']:.0f} ms  failures {run['failures']}",
+            flush=True,
+        )
+        entry["runs"].append(run)
+    if args.wrk:
+        try:
+            entry["wrk"] = run_wrk(url, WRK_CONNECTIONS, args.seconds, workdir, records)
+            print(
+                f"   wrk, {WRK_CONNECTIONS} connections: {entry['wrk']['rps']:8,.0f} req/s"
+                f"  p99 {entry['wrk'].get('p99_ms', float('nan')):.1f} ms",
+                flush=True,
+            )
+        except LoadError as error:
+            print(f"   wrk: FAILED {error}", flush=True)
+    return entry
+
+
+def measure_bulk(
+    url: str, args: argparse.Namespace, workdir: Path, records: Records
+) -> dict[str, Any]:
+    """End-to-end bulk rows/s, one request at a time and two at once."""
+    result: dict[str, Any] = {
+        "end_to_end": bulk.end_to_end(url, records, repeats=2 if args.quick else 5),
+        "concurrent": None,
+    }
+    for row in result["end_to_end"]:
+        print(
+            f"   bulk {row['rows']:>7,} rows: {row['rows_per_s']:12,.0f} rows/s end to end",
+            flush=True,
+        )
+    try:
+        run = run_locust(
+            url, "BulkUser", CONCURRENT_BULK_USERS, args.seconds, workdir,
+            processes=1, env={"BENCH_BULK_ROWS": str(CONCURRENT_BULK_ROWS)},
+        )  # fmt: skip
+    except LoadError as error:
+        print(f"   bulk, {CONCURRENT_BULK_USERS} users: FAILED {error}", flush=True)
+        return result
+    result["concurrent"] = {
+        **asdict(run),
+        "rows": CONCURRENT_BULK_ROWS,
+        "rows_per_s": run.rps * CONCURRENT_BULK_ROWS,
+    }
+    print(
+        f"   bulk {CONCURRENT_BULK_ROWS:,} rows x {CONCURRENT_BULK_USERS} users: "
+        f"{result['concurrent']['rows_per_s']:12,.0f} rows/s, failures {run.failures}",
+        flush=True,
+    )
     return result
 
 
-def bulk_end_to_end(
-    url: str, records: list[dict[str, object]], repeats: int
-) -> list[dict[str, float]]:
-    results = []
-    with httpx.Client(timeout=120) as client:
-        for rows in BULK_SIZES:
-            body = orjson.dumps(
-                {name: [records[i % len(records)][name] for i in range(rows)] for name in FIELDS}
-            )
-            timings = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                answer = client.post(
-                    f"{url}/classify_bulk",
-                    content=body,
-                    headers={"content-type": "application/json"},
-                )
-                timings.append(time.perf_counter() - started)
-                assert answer.status_code == 200, answer.text[:300]
-            results.append(
-                {
-                    "rows": rows,
-                    "seconds": statistics.median(timings),
-                    "rows_per_s": rows / statistics.median(timings),
-                }
-            )
-    return results
-
-
-def bulk_in_process(
-    onnx_tag: str, native_tag: str, records: list[dict[str, object]]
-) -> list[dict[str, float]]:
-    """The limit: the engines alone on already-encoded rows, one thread, best of 5."""
-    onnx = OnnxRunner.load(onnx_tag, threads=1, device="cpu")
-    native = XgboostRunner.load(native_tag, threads=1, device="cpu")
-    encoder = FeatureEncoder(onnx.stored.feature_names)
-    results = []
-    for rows in BULK_SIZES:
-        features = encoder.encode_rows([records[i % len(records)] for i in range(rows)])
-        entry: dict[str, float] = {"rows": rows}
-        for name, runner in (("onnx", onnx), ("xgboost", native)):
-            best = min(_timed(runner.predict, features) for _ in range(5))
-            entry[f"{name}_rows_per_s"] = rows / best
-        results.append(entry)
-    return results
-
-
-def _timed(call: object, *args: object) -> float:
-    started = time.perf_counter()
-    call(*args)  # type: ignore[operator]
-    return time.perf_counter() - started
-
-
-def machine() -> dict[str, str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = (
-        [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        if cpuinfo.exists()
-        else []
-    )
-    git = ["git", "-C", str(PROJECT_ROOT)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-    ).stdout.strip()
-    return {
-        "cpu": names[0] if names else platform.processor(),
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "commit": commit + ("+dirty" if dirty else ""),
-    }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="users 1 and 64, 5 s runs, 2 bulk repeats"
-    )
-    parser.add_argument(
-        "--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES)
-    )
-    parser.add_argument("--seconds", type=int, default=10, help="Locust run time per user count")
-    parser.add_argument("--output", type=Path, default=RESULTS / "http.json")
-    args = parser.parse_args()
-    users = (1, 64) if args.quick else USERS
-    seconds = 5 if args.quick else args.seconds
-
-    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="credit-risk-bench-http-")
+def run_all(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Export a model into the (temporary) store, then measure every selected mode."""
+    started = time.monotonic()
     exported = run_export()
     records = applicant_records(load_applicants())
-    workdir = Path(tempfile.mkdtemp(prefix="credit-risk-locust-"))
-    results: dict[str, object] = {
-        "machine": machine(),
-        "users": list(users),
-        "seconds": seconds,
+    onnx = OnnxRunner.load(exported.onnx_tag, threads=1, device="cpu")
+    probes = records[:5]
+    expected = onnx.predict(FeatureEncoder(onnx.stored.feature_names).encode_rows(probes)).tolist()
+    results: dict[str, Any] = {
+        "machine": describe(),
+        "quick": args.quick,
+        "users": list(args.users),
+        "seconds": args.seconds,
+        "locust_processes": args.locust_processes,
         "modes": {},
         "bulk": {},
     }
-    base_env = {
-        "CREDIT_RISK_MODEL_TAG": exported.onnx_tag,
-        "BASELINE_MODEL_TAG": exported.native_tag,
-    }
-    for name in args.modes.split(","):
-        mode = MODES[name]
-        print(f"== {name}: {mode.description}", flush=True)
-        with served(
-            {**base_env, **mode.env},
-            log_path=workdir / f"{name}.log",
-            command=list(mode.command) or None,
-        ) as server:
-            runs = []
-            for count in users:
-                run = run_locust(server.url, "ClassifyUser", count, seconds, workdir)
-                print(
-                    f"   {count:>3} users: {run['rps']:8.0f} req/s  p50 {run['p50_ms']:.0f} ms  p99 {run['p99_ms']:.0f} ms  failures {run['failures']}",
-                    flush=True,
-                )
-                runs.append(run)
-            wrk = run_wrk(server.url, 64, seconds, workdir, records)
-            if wrk:
-                print(
-                    f"   wrk, 64 connections: {wrk['rps']:8.0f} req/s  p99 {wrk.get('p99_ms', 0):.1f} ms",
-                    flush=True,
-                )
-            results["modes"][name] = {"description": mode.description, "runs": runs, "wrk": wrk}  # type: ignore[index]
-            if name == "onnx-adaptive":
-                results["bulk"] = {
-                    "end_to_end": bulk_end_to_end(server.url, records, 2 if args.quick else 5),
-                    "in_process": bulk_in_process(exported.onnx_tag, exported.native_tag, records),
-                }
-                print(f"   bulk: {results['bulk']}", flush=True)
-    args.output.parent.mkdir(exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.output}")
+    env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, "BASELINE_MODEL_TAG": exported.native_tag}
+    for mode in args.modes:
+        print(f"== {mode.name}: {mode.description}", flush=True)
+        try:
+            with served(
+                {**env, **mode.env},
+                log_path=workdir / f"{mode.name}.log",
+                command=list(mode.command) or None,
+            ) as server:
+                check_answers(server.url, probes, expected)
+                results["modes"][mode.name] = measure_mode(mode, server.url, args, workdir, records)
+                if mode.name == OURS and args.bulk:
+                    results["bulk"] = measure_bulk(server.url, args, workdir, records)
+        except (RuntimeError, httpx.HTTPError) as error:  # never ready, wrong answers, bulk error
+            print(f"   FAILED: {error}", flush=True)
+            entry = results["modes"].setdefault(
+                mode.name, {"description": mode.description, "runs": []}
+            )
+            entry["error"] = str(error)[-2000:]
+        write(results, args.output)
+    if results["bulk"]:
+        results["bulk"]["in_process"] = bulk.in_process(
+            exported.onnx_tag, exported.native_tag, records
+        )
+        for row in results["bulk"]["in_process"]:
+            print(
+                f"   in-process {row['rows']:>7,} rows: ONNX Runtime {row['onnx_rows_per_s']:12,.0f}"
+                f"  XGBoost {row['xgboost_rows_per_s']:12,.0f} rows/s",
+                flush=True,
+            )
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def failed(results: Mapping[str, Any]) -> bool:
+    """Whether any mode or any of its runs recorded an error."""
+    return any(
+        "error" in data or any("error" in run for run in data["runs"])
+        for data in results["modes"].values()
+    )
+
+
+def write(results: Mapping[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.http",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="users 1 and 64, 5 s runs, output under results/quick/"
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(DEFAULT_MODES),
+        help="comma-separated modes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--users", help="comma-separated Locust user counts (default 1,16,64,256; quick 1,64)"
+    )
+    parser.add_argument(
+        "--seconds", type=int, help="Locust/wrk run time per point (default 15; quick 5)"
+    )
+    parser.add_argument(
+        "--locust-processes", type=int, default=2, help="Locust processes from 16 users"
+    )
+    parser.add_argument(
+        "--no-wrk", dest="wrk", action="store_false", help="skip the wrk cross-check"
+    )
+    parser.add_argument("--no-bulk", dest="bulk", action="store_false", help="skip bulk scoring")
+    parser.add_argument("--output", type=Path, help="results JSON (default results/http.json)")
+    args = parser.parse_args(argv)
+    try:
+        args.modes = select(args.modes)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.users:
+        args.users = tuple(int(n) for n in args.users.split(","))
+    else:
+        args.users = QUICK_USERS if args.quick else USERS
+    args.seconds = args.seconds or (5 if args.quick else 15)
+    args.output = args.output or RESULTS / ("quick" if args.quick else "") / "http.json"
+    args.wrk = args.wrk and wrk_available()
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    # A private model store (BentoML reads BENTOML_HOME lazily, at the first store access).
+    home = tempfile.mkdtemp(prefix="credit-risk-bench-http-")
+    os.environ["BENTOML_HOME"] = home
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    workdir = Path(tempfile.mkdtemp(prefix="credit-risk-locust-"))
+    try:
+        results = run_all(args, workdir)
+    except BaseException:
+        print(f"server and load-generator logs kept in {workdir}", file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if failed(results):
+        print(f"some runs failed; server and load-generator logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    write(results, args.output)
+    print(f"wrote {args.output} ({results['elapsed_s']:.0f} s)")
 
 
 if __name__ == "__main__":

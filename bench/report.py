@@ -1,306 +1,442 @@
-"""Turns bench/results/*.json into bench/REPORT.md and PNG plots.
+"""Turns the benchmark JSON into a Markdown report with tables, targets and PNG plots.
 
-python -m bench.report
+python -m bench.report                               # bench/results/ -> bench/REPORT.md
+python -m bench.report --results bench/results/quick # a --quick run -> results/quick/REPORT.md
 """
 
+import argparse
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from bench import plots
+from bench.modes import BASELINE, FLASK, OURS
+from bench.targets import Results, batching_pairs, evaluate, locust_run, ratio, times, wrk_run
 
 BENCH = Path(__file__).parent
 RESULTS = BENCH / "results"
-BASELINE = "bentoml-user-baseline"
-FLASK = "flask-gunicorn"
+NOTES = BENCH / "REPORT_NOTES.md"
+MAIN_USERS = 64
 
 
-def _run(http: dict[str, Any], mode: str, users: int) -> dict[str, float] | None:
-    runs = http["modes"].get(mode, {}).get("runs", [])
-    return next((r for r in runs if r["users"] == users), None)
+def _table(header: Sequence[str], align: str, rows: Sequence[Sequence[object]]) -> list[str]:
+    """A Markdown table; `align` has one character per column, l or r."""
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
 
 
-def _ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
-    return f"{a['rps'] / b['rps']:.2f}x" if a and b and b["rps"] else "n/a"
+def _ms(value: float | None) -> str:
+    """Milliseconds; Locust's 0 (whole ms) is shown as <1."""
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "<1"
+    return f"{value:.1f}" if value < 10 else f"{value:,.0f}"
 
 
-def single_table(http: dict[str, Any]) -> list[str]:
+def header(http: Results, inprocess: dict[str, Any]) -> list[str]:
+    machine = http["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in machine.get("packages", {}).items())
+    load = machine.get("load_average_at_start")
     lines = [
-        "| mode | users | req/s | p50 ms | p95 ms | p99 ms | failures | vs BentoML-user baseline | vs Flask+gunicorn |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for mode in http["modes"]:
-        for run in http["modes"][mode]["runs"]:
-            users = run["users"]
-            lines.append(
-                f"| {mode} | {users} | {run['rps']:,.0f} | {run['p50_ms']:.0f} | {run['p95_ms']:.0f} | "
-                f"{run['p99_ms']:.0f} | {run['failures']} | {_ratio(run, _run(http, BASELINE, users))} | "
-                f"{_ratio(run, _run(http, FLASK, users))} |"
-            )
-    return lines
-
-
-def wrk_table(http: dict[str, Any]) -> list[str]:
-    rows = [(mode, data["wrk"]) for mode, data in http["modes"].items() if data.get("wrk")]
-    if not rows:
-        return ["(wrk not installed: `apt-get install wrk` adds this table)"]
-    base = dict(rows).get(BASELINE)
-    flask = dict(rows).get(FLASK)
-    lines = [
-        "| mode | req/s | p50 ms | p99 ms | non-2xx | vs BentoML-user baseline | vs Flask+gunicorn |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for mode, run in rows:
-        lines.append(
-            f"| {mode} | {run['rps']:,.0f} | {run.get('p50_ms', 0):.1f} | {run.get('p99_ms', 0):.1f} | {run['non_2xx']:.0f} | "
-            f"{_ratio(run, base)} | {_ratio(run, flask)} |"
-        )
-    return lines
-
-
-def batching_pairs(
-    http: dict[str, Any],
-) -> list[tuple[str, int, dict[str, float], dict[str, float]]]:
-    """(engine, users, adaptive run, unbatched run) wherever both modes ran."""
-    pairs = []
-    for engine in ("onnx", "xgboost"):
-        for users in http["users"]:
-            batched = _run(http, f"{engine}-adaptive", users)
-            plain = _run(http, f"{engine}-unbatched", users)
-            if batched and plain:
-                pairs.append((engine, users, batched, plain))
-    return pairs
-
-
-def batching_table(http: dict[str, Any]) -> list[str]:
-    lines = [
-        "| engine | users | adaptive req/s | unbatched req/s | adaptive / unbatched |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for engine, users, batched, plain in batching_pairs(http):
-        lines.append(
-            f"| {engine} | {users} | {batched['rps']:,.0f} | {plain['rps']:,.0f} | {_ratio(batched, plain)} |"
-        )
-    return lines
-
-
-def bulk_table(http: dict[str, Any]) -> list[str]:
-    bulk = http.get("bulk") or {}
-    lines = [
-        "| rows | end to end rows/s | ONNX Runtime rows/s (in-process) | XGBoost rows/s (in-process) | end to end / best engine |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for e2e, engine in zip(bulk.get("end_to_end", []), bulk.get("in_process", []), strict=False):
-        best = max(engine["onnx_rows_per_s"], engine["xgboost_rows_per_s"])
-        lines.append(
-            f"| {e2e['rows']:,} | {e2e['rows_per_s']:,.0f} | {engine['onnx_rows_per_s']:,.0f} | "
-            f"{engine['xgboost_rows_per_s']:,.0f} | {e2e['rows_per_s'] / best:.0%} |"
-        )
-    return lines
-
-
-def inprocess_table(data: dict[str, Any]) -> list[str]:
-    lines = ["| benchmark | mean µs | rows/s |", "|---|---:|---:|"]
-    for bench in data.get("benchmarks", []):
-        mean_us = bench["stats"]["mean"] * 1e6
-        rows = bench.get("extra_info", {}).get("rows")
-        rate = f"{rows / bench['stats']['mean']:,.0f}" if rows else ""
-        lines.append(f"| {bench['name']} | {mean_us:,.1f} | {rate} |")
-    return lines
-
-
-def targets(http: dict[str, Any]) -> list[str]:
-    ours64, base64, flask64 = (
-        _run(http, "onnx-adaptive", 64),
-        _run(http, BASELINE, 64),
-        _run(http, FLASK, 64),
-    )
-    ours1 = _run(http, "onnx-adaptive", 1)
-    checks: list[tuple[str, bool | None, str]] = []
-    if ours64 and base64:
-        checks.append(
-            (
-                ">= 5x the BentoML-user baseline at 64 users",
-                ours64["rps"] >= 5 * base64["rps"],
-                _ratio(ours64, base64),
-            )
-        )
-    if ours64 and flask64:
-        checks.append(
-            (
-                ">= 1.5x Flask+gunicorn at 64 users",
-                ours64["rps"] >= 1.5 * flask64["rps"],
-                _ratio(ours64, flask64),
-            )
-        )
-    if ours64:
-        checks.append(
-            ("p99 <= 25 ms at 64 users", ours64["p99_ms"] <= 25, f"{ours64['p99_ms']:.0f} ms")
-        )
-    wrk = {mode: data.get("wrk") for mode, data in http["modes"].items()}
-    ours_wrk, base_wrk, flask_wrk = wrk.get("onnx-adaptive"), wrk.get(BASELINE), wrk.get(FLASK)
-    if ours_wrk and base_wrk and flask_wrk:
-        checks.append(
-            (
-                "wrk, 64 connections: >= 5x the BentoML-user baseline",
-                ours_wrk["rps"] >= 5 * base_wrk["rps"],
-                _ratio(ours_wrk, base_wrk),
-            )
-        )
-        checks.append(
-            (
-                "wrk, 64 connections: >= 1.5x Flask+gunicorn",
-                ours_wrk["rps"] >= 1.5 * flask_wrk["rps"],
-                _ratio(ours_wrk, flask_wrk),
-            )
-        )
-        checks.append(
-            (
-                "wrk, 64 connections: p99 <= 25 ms",
-                ours_wrk["p99_ms"] <= 25,
-                f"{ours_wrk['p99_ms']:.1f} ms",
-            )
-        )
-    if ours1:
-        checks.append(("p99 <= 5 ms at 1 user", ours1["p99_ms"] <= 5, f"{ours1['p99_ms']:.0f} ms"))
-    ratios = [batched["rps"] / plain["rps"] for _, _, batched, plain in batching_pairs(http)]
-    if ratios:
-        worst = min(ratios)
-        checks.append(("adaptive never < 0.95x unbatched", worst >= 0.95, f"worst {worst:.2f}x"))
-    xa, xu = _run(http, "xgboost-adaptive", 64), _run(http, "xgboost-unbatched", 64)
-    if xa and xu:
-        checks.append(
-            (
-                ">= 2x unbatched for native XGBoost at 64 users",
-                xa["rps"] >= 2 * xu["rps"],
-                _ratio(xa, xu),
-            )
-        )
-    bulk = http.get("bulk") or {}
-    if bulk.get("end_to_end"):
-        e2e, engine = bulk["end_to_end"][-1], bulk["in_process"][-1]
-        best = max(engine["onnx_rows_per_s"], engine["xgboost_rows_per_s"])
-        checks.append(
-            (
-                ">= 1M rows/s bulk end to end at 100k rows",
-                e2e["rows_per_s"] >= 1e6,
-                f"{e2e['rows_per_s']:,.0f}",
-            )
-        )
-        checks.append(
-            (
-                ">= 50% of the best engine's rows/s at 100k rows",
-                e2e["rows_per_s"] >= 0.5 * best,
-                f"{e2e['rows_per_s'] / best:.0%}",
-            )
-        )
-    lines = ["| target | met | measured |", "|---|---|---|"]
-    lines += [f"| {name} | {'yes' if ok else 'NO'} | {value} |" for name, ok, value in checks]
-    return lines
-
-
-def plots(http: dict[str, Any]) -> list[str]:
-    made = []
-    for metric, label, filename in (
-        ("rps", "requests/s", "throughput.png"),
-        ("p99_ms", "p99 latency (ms)", "latency_p99.png"),
-    ):
-        figure, axis = plt.subplots(figsize=(8, 5))
-        for mode, data in http["modes"].items():
-            runs = data["runs"]
-            axis.plot([r["users"] for r in runs], [r[metric] for r in runs], marker="o", label=mode)
-        axis.set_xscale("log", base=2)
-        axis.set_xlabel("Locust users")
-        axis.set_ylabel(label)
-        if metric == "p99_ms":
-            axis.set_yscale("log")
-        axis.legend(fontsize=8)
-        axis.grid(alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(RESULTS / filename, dpi=100)
-        plt.close(figure)
-        made.append(filename)
-    bulk = http.get("bulk") or {}
-    if bulk.get("end_to_end"):
-        figure, axis = plt.subplots(figsize=(8, 5))
-        sizes = [e["rows"] for e in bulk["end_to_end"]]
-        axis.plot(
-            sizes,
-            [e["rows_per_s"] for e in bulk["end_to_end"]],
-            marker="o",
-            label="HTTP end to end (JSON columns)",
-        )
-        axis.plot(
-            sizes,
-            [e["onnx_rows_per_s"] for e in bulk["in_process"]],
-            marker="s",
-            label="ONNX Runtime in-process",
-        )
-        axis.plot(
-            sizes,
-            [e["xgboost_rows_per_s"] for e in bulk["in_process"]],
-            marker="^",
-            label="XGBoost in-process",
-        )
-        axis.set_xscale("log")
-        axis.set_xlabel("rows per request")
-        axis.set_ylabel("rows/s")
-        axis.legend()
-        axis.grid(alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(RESULTS / "bulk.png", dpi=100)
-        plt.close(figure)
-        made.append("bulk.png")
-    return made
-
-
-def main() -> None:
-    http = json.loads((RESULTS / "http.json").read_text())
-    inprocess_path = RESULTS / "inprocess.json"
-    inprocess = json.loads(inprocess_path.read_text()) if inprocess_path.exists() else {}
-    images = plots(http)
-    m = http["machine"]
-    text = [
         "# Benchmark report",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores (server and load generator share them), Python {m['python']}; "
-        f"commit `{m['commit']}`. Locust FastHttpUser, headless, loopback, {http['seconds']} s per user count "
-        "(2 Locust processes from 16 users). Numbers are noisy on this shared machine: read ratios within one run.",
-        "",
-        "Reproduce: `python -m bench.http && python -m bench.report` (HTTP, ~8 min) and "
-        "`pytest bench/ --benchmark-only` (in-process, ~2 min).",
-        "",
-        "## Targets",
-        *targets(http),
-        "",
-        "## Single `/classify` requests",
-        *single_table(http),
-        "",
-        "## Single `/classify` at 64 connections, wrk (C load generator, 1 thread)",
-        "Locust (Python) needs most of a core per ~2,000 req/s here, so above that it measures itself; wrk shows the server.",
-        "",
-        *wrk_table(http),
-        "",
-        "## Adaptive batching vs unbatched",
-        *batching_table(http),
-        "",
-        "## Bulk scoring (`/classify_bulk`, column-wise JSON, default server)",
-        *bulk_table(http),
-        "",
-        *[f"![{name}](results/{name})" for name in images],
-        "",
-        "## In-process (pytest-benchmark)",
-        *inprocess_table(inprocess),
-        "",
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, shared by the server and the load "
+        "generator" + (f"; load average at start {load[0]:.2f}" if load else "") + ".",
+        f"- Commit: `{machine['commit']}`"
+        + (f", run started {machine['started_utc']} UTC" if "started_utc" in machine else "")
+        + (f", took {http['elapsed_s'] / 60:.1f} min" if "elapsed_s" in http else "")
+        + ".",
+        f"- Python {machine['python']}" + (f"; {packages}" if packages else "") + ".",
+        f"- Locust FastHttpUser, headless, loopback only, {http['seconds']} s per point after ramp-up, "
+        f"{http.get('locust_processes', 2)} Locust processes from 16 users; wrk: 1 thread, "
+        f"64 connections, distinct applicants, same duration. Locust's percentiles are whole "
+        "milliseconds below 100 ms (0 means under 1 ms), 10 ms steps up to 1 s.",
     ]
-    notes = BENCH / "REPORT_NOTES.md"
-    if notes.exists():
-        text += ["## Reading these numbers", "", notes.read_text()]
-    (BENCH / "REPORT.md").write_text("\n".join(text))
-    print(f"wrote {BENCH / 'REPORT.md'}")
+    if inprocess:
+        commit = inprocess.get("commit_info", {})
+        lines.append(
+            f"- In-process suite: commit `{str(commit.get('id', '?'))[:7]}"
+            f"{'+dirty' if commit.get('dirty') else ''}`, {inprocess.get('datetime', '?')[:19]}."
+        )
+    if http.get("quick"):
+        lines += [
+            "",
+            "> **Quick run** (`--quick`: fewer user counts, short runs): for checking the suite, "
+            "not for conclusions.",
+        ]
+    return [
+        *lines,
+        "",
+        "All servers run 2 worker processes and score the same exported model. Server and load "
+        "generator share the cores, so absolute numbers are low and noisy; compare ratios "
+        "within one run.",
+    ]
+
+
+def reproduce() -> list[str]:
+    return [
+        "## Reproduce",
+        "```bash",
+        ".venv/bin/python -m bench.http          # every default mode x 1/16/64/256 users (~12 min)",
+        ".venv/bin/pytest bench/ --benchmark-only  # in-process suite (~1 min)",
+        ".venv/bin/python -m bench.report        # this file and the plots",
+        "# development: --quick (users 1 and 64, 5 s; results in bench/results/quick/),",
+        "# --modes onnx-adaptive,flask-gunicorn, --users 64, --seconds 30, --no-wrk, --no-bulk",
+        ".venv/bin/python -m bench.http --quick && .venv/bin/python -m bench.report --results bench/results/quick",
+        "```",
+    ]
+
+
+def targets_section(http: Results) -> list[str]:
+    rows = [
+        (c.target, c.tool, {True: "yes", False: "**NO**", None: "not measured"}[c.met], c.measured)
+        for c in evaluate(http)
+    ]
+    return [
+        "## Targets (issue 5)",
+        f"For the default server (`{OURS}`); ratios against servers measured in this same run.",
+        "",
+        *_table(("target", "measured with", "met", "measured"), "llll", rows),
+    ]
+
+
+def _vs(run: dict[str, Any], http: Results, users: int) -> tuple[str, str]:
+    return (
+        times(ratio(run, locust_run(http, BASELINE, users))),
+        times(ratio(run, locust_run(http, FLASK, users))),
+    )
+
+
+def main_table(http: Results) -> list[str]:
+    rows = []
+    for mode in http["modes"]:
+        run = locust_run(http, mode, MAIN_USERS)
+        if run:
+            rows.append(
+                (
+                    f"`{mode}`",
+                    f"{run['rps']:,.0f}",
+                    _ms(run["p50_ms"]),
+                    _ms(run["p95_ms"]),
+                    _ms(run["p99_ms"]),
+                    run["failures"],
+                    *_vs(run, http, MAIN_USERS),
+                )
+            )
+    if not rows:
+        return []
+    return [
+        f"## Main table: single `/classify` at {MAIN_USERS} Locust users",
+        *_table(
+            (
+                "mode",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "failures",
+                "vs BentoML-user baseline",
+                "vs Flask + gunicorn",
+            ),
+            "lrrrrrrr",
+            rows,
+        ),
+    ]
+
+
+def single_table(http: Results) -> list[str]:
+    rows = []
+    for mode, data in http["modes"].items():
+        for run in data.get("runs", []):
+            if "error" in run:
+                rows.append((f"`{mode}`", run["users"], "failed", "", "", "", "", "", ""))
+                continue
+            rows.append(
+                (
+                    f"`{mode}`",
+                    run["users"],
+                    f"{run['rps']:,.0f}",
+                    _ms(run["p50_ms"]),
+                    _ms(run["p95_ms"]),
+                    _ms(run["p99_ms"]),
+                    run["failures"],
+                    *_vs(run, http, run["users"]),
+                )
+            )
+    modes = [
+        f"- `{mode}`: {data['description']}"
+        + (f" ({', '.join(f'{k}={v}' for k, v in data['env'].items())})" if data.get("env") else "")
+        for mode, data in http["modes"].items()
+    ]
+    return [
+        "## Single `/classify` requests, every mode and user count (Locust)",
+        *modes,
+        "",
+        *_table(
+            (
+                "mode",
+                "users",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "failures",
+                "vs BentoML-user baseline",
+                "vs Flask + gunicorn",
+            ),
+            "lrrrrrrrr",
+            rows,
+        ),
+    ]
+
+
+def wrk_table(http: Results) -> list[str]:
+    rows = []
+    base, flask = wrk_run(http, BASELINE), wrk_run(http, FLASK)
+    for mode in http["modes"]:
+        run = wrk_run(http, mode)
+        if run:
+            rows.append(
+                (
+                    f"`{mode}`",
+                    f"{run['rps']:,.0f}",
+                    _ms(run.get("p50_ms")),
+                    _ms(run.get("p99_ms")),
+                    f"{run['non_2xx']:.0f}",
+                    times(ratio(run, base)),
+                    times(ratio(run, flask)),
+                )
+            )
+    if not rows:
+        return ["## Single `/classify`, wrk", "(wrk not installed: `apt-get install wrk` adds it)"]
+    return [
+        "## Single `/classify` at 64 connections, wrk",
+        "Locust (Python) spends most of a core per ~2,000 req/s here, so above that it measures "
+        "itself as much as the server; wrk (C) needs far less CPU per request.",
+        "",
+        *_table(
+            (
+                "mode",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "non-2xx",
+                "vs BentoML-user baseline",
+                "vs Flask + gunicorn",
+            ),
+            "lrrrrrr",
+            rows,
+        ),
+    ]
+
+
+def batching_table(http: Results) -> list[str]:
+    rows = [
+        (
+            engine,
+            users,
+            f"{batched['rps']:,.0f}",
+            f"{plain['rps']:,.0f}",
+            times(ratio(batched, plain)),
+            _ms(batched["p99_ms"]),
+            _ms(plain["p99_ms"]),
+        )
+        for engine, users, batched, plain in batching_pairs(http)
+    ]
+    if not rows:
+        return []
+    return [
+        "## Adaptive batching vs unbatched (Locust)",
+        *_table(
+            (
+                "engine",
+                "users",
+                "adaptive req/s",
+                "unbatched req/s",
+                "adaptive / unbatched",
+                "adaptive p99 ms",
+                "unbatched p99 ms",
+            ),
+            "lrrrrrr",
+            rows,
+        ),
+    ]
+
+
+def bulk_section(http: Results) -> list[str]:
+    bulk = http.get("bulk") or {}
+    if not bulk.get("end_to_end"):
+        return []
+    engines = {row["rows"]: row for row in bulk.get("in_process", [])}
+    rows = []
+    for e2e in bulk["end_to_end"]:
+        engine = engines.get(e2e["rows"])
+        best = max(engine["onnx_rows_per_s"], engine["xgboost_rows_per_s"]) if engine else None
+        rows.append(
+            (
+                f"{e2e['rows']:,}",
+                f"{e2e['seconds'] * 1000:,.1f}",
+                f"{e2e['rows_per_s']:,.0f}",
+                f"{engine['onnx_rows_per_s']:,.0f}" if engine else "n/a",
+                f"{engine['xgboost_rows_per_s']:,.0f}" if engine else "n/a",
+                f"{e2e['rows_per_s'] / best:.0%}" if best else "n/a",
+            )
+        )
+    info = (http["modes"].get(OURS) or {}).get("info") or {}
+    lines = [
+        f"## Bulk scoring (`/classify_bulk`, column-wise JSON, `{OURS}` server)",
+        "One request at a time on a kept-alive connection (httpx, median of the repeats), beside "
+        "each engine alone in-process on the same rows, already encoded (one thread, best of 5).",
+        "",
+        *_table(
+            (
+                "rows",
+                "ms per request",
+                "end to end rows/s",
+                "ONNX Runtime rows/s (in-process)",
+                "XGBoost rows/s (in-process)",
+                "end to end / best engine",
+            ),
+            "rrrrrr",
+            rows,
+        ),
+    ]
+    concurrent = bulk.get("concurrent")
+    if concurrent:
+        lines += [
+            "",
+            f"Concurrent (Locust BulkUser, {concurrent['users']} users, {concurrent['rows']:,} rows "
+            f"per request): {concurrent['rows_per_s']:,.0f} rows/s, p50 {_ms(concurrent['p50_ms'])} ms, "
+            f"p99 {_ms(concurrent['p99_ms'])} ms, {concurrent['failures']} failures.",
+        ]
+    if info:
+        lines += [
+            "",
+            f"Engine routing (GET /info): single and batch requests use `{info.get('engine')}`, bulk "
+            f"uses `bulk_engine={info.get('bulk_engine')}` (`auto`: ONNX Runtime for small chunks, "
+            "native XGBoost for large ones, where it is the faster engine; see the in-process "
+            "model-call table).",
+        ]
+    return lines
+
+
+def _label(bench: dict[str, Any]) -> str:
+    extra = bench.get("extra_info", {})
+    return str(extra.get("engine") or extra.get("encoder") or extra.get("path") or bench["name"])
+
+
+def inprocess_section(data: dict[str, Any], source: Path) -> list[str]:
+    benches = data.get("benchmarks", [])
+    if not benches:
+        return [
+            "## In-process (pytest-benchmark)",
+            "(no in-process results: run `pytest bench/ --benchmark-only`)",
+        ]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for bench in benches:
+        groups.setdefault(bench.get("group") or "", []).append(bench)
+    rows = []
+    for group, members in groups.items():
+        fastest = min(b["stats"]["median"] for b in members)
+        for bench in sorted(members, key=lambda b: b["stats"]["median"]):
+            stats, count = bench["stats"], bench.get("extra_info", {}).get("rows")
+            rows.append(
+                (
+                    group,
+                    _label(bench),
+                    f"{stats['median'] * 1e6:,.1f}",
+                    f"{stats['mean'] * 1e6:,.1f}",
+                    f"{count / stats['median']:,.0f}" if count else "",
+                    f"{stats['median'] / fastest:.2f}x",
+                )
+            )
+    return [
+        "## In-process (pytest-benchmark)",
+        f"One thread per engine; median and mean time per call; from `{source.name}`.",
+        "",
+        *_table(
+            ("group", "variant", "median µs", "mean µs", "rows/s (median)", "vs fastest in group"),
+            "llrrrr",
+            rows,
+        ),
+    ]
+
+
+def failures_section(http: Results) -> list[str]:
+    lines = []
+    for mode, data in http["modes"].items():
+        if "error" in data:
+            lines.append(f"- `{mode}`: {data['error'].splitlines()[0]}")
+        lines += [
+            f"- `{mode}` at {run['users']} users: {run['error'].splitlines()[0]}"
+            for run in data.get("runs", [])
+            if "error" in run
+        ]
+    return ["## Failed runs", *lines] if lines else []
+
+
+def build(
+    http: Results, inprocess: dict[str, Any], inprocess_path: Path, images: Sequence[str]
+) -> str:
+    sections = [
+        header(http, inprocess),
+        reproduce(),
+        targets_section(http),
+        main_table(http),
+        single_table(http),
+        wrk_table(http),
+        batching_table(http),
+        bulk_section(http),
+        [f"![{Path(image).stem}]({image})" for image in images],
+        inprocess_section(inprocess, inprocess_path),
+        failures_section(http),
+    ]
+    if NOTES.exists():
+        sections.append(
+            [
+                "## Notes (hand-written, from earlier runs; not regenerated)",
+                "",
+                NOTES.read_text().strip(),
+            ]
+        )
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="folder with http.json (plots go there too)"
+    )
+    parser.add_argument(
+        "--inprocess",
+        type=Path,
+        help="pytest-benchmark JSON (default: the results folder's, else bench/results/)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="report path (default bench/REPORT.md, or REPORT.md in --results)"
+    )
+    args = parser.parse_args(argv)
+    results: Path = args.results
+    out: Path = args.out or (
+        BENCH / "REPORT.md" if results.resolve() == RESULTS.resolve() else results / "REPORT.md"
+    )
+    inprocess_path: Path = args.inprocess or next(
+        (p for p in (results / "inprocess.json", RESULTS / "inprocess.json") if p.exists()),
+        results / "inprocess.json",
+    )
+    http = json.loads((results / "http.json").read_text())
+    inprocess = json.loads(inprocess_path.read_text()) if inprocess_path.exists() else {}
+    images = [os.path.relpath(path, out.parent) for path in plots.draw_all(http, results)]
+    out.write_text(build(http, inprocess, inprocess_path, images))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

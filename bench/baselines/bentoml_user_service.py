@@ -1,7 +1,12 @@
 """Baseline: the course service written the way a BentoML 1.4 user would write it today.
 
-BentoML's own XGBoost model loading, the stored DictVectorizer, raw JSON in (any fields),
-a plain non-batchable API. No validation, no lean routes, default BentoML settings.
+    BASELINE_MODEL_TAG=credit_risk_model:latest \
+        bentoml serve bench.baselines.bentoml_user_service:CreditRiskBaseline
+
+BentoML's own XGBoost model loading (`bentoml.models.BentoModel` + `bentoml.xgboost.load_model`),
+the stored DictVectorizer, the raw JSON object in (any fields), a plain non-batchable
+`@bentoml.api`, DictVectorizer + DMatrix + predict per request. No validation, no lean routes,
+default BentoML settings; 2 workers, like every other server in the benchmark.
 """
 
 import os
@@ -9,11 +14,15 @@ from typing import Any
 
 import bentoml
 import xgboost as xgb
-from pydantic import BaseModel, ConfigDict
+from pydantic import RootModel
 
 
-class RawApplicant(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class RawApplicant(RootModel[dict[str, Any]]):
+    """The request body is the applicant object itself, any fields (the course's client format).
+
+    Not `BaseModel` with `extra="allow"`: BentoML passes only declared fields to the method, so
+    every applicant would arrive as an empty dict (and score the same).
+    """
 
 
 @bentoml.service(workers=2)
@@ -27,8 +36,8 @@ class CreditRiskBaseline:
         self.vectorizer = self.model_ref.custom_objects["dict_vectorizer"]
 
     @bentoml.api(route="/classify", input_spec=RawApplicant)
-    def classify(self, **applicant: Any) -> dict[str, Any]:
-        features = self.vectorizer.transform([applicant])
+    def classify(self, root: dict[str, Any]) -> dict[str, Any]:
+        features = self.vectorizer.transform([root])
         probability = float(self.booster.predict(xgb.DMatrix(features))[0])
         status = "DECLINED" if probability > 0.5 else "MAYBE" if probability > 0.3 else "APPROVED"
         return {"status": status, "probability": probability}
