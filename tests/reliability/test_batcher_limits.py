@@ -2,25 +2,13 @@
 visible before a request is parsed, and a caller that leaves never breaks its batch."""
 
 import asyncio
-import time
 
 import numpy as np
 
 from runners.batcher import AdaptiveBatcher
+from tests.row_sum_model import CountingModel
 
-
-class RowSumModel:
-    """Row sums as 'probabilities', so every caller can check it got its own rows back."""
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.calls: list[int] = []
-        self.delay_s = delay_s
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        self.calls.append(len(features))
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return features.sum(axis=1).astype(np.float32)
+RowSumModel = CountingModel
 
 
 def _rows(value: float, n: int) -> np.ndarray:

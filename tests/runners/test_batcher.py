@@ -7,23 +7,12 @@ import numpy as np
 import pytest
 
 from runners.batcher import AdaptiveBatcher, BatchRecord, OverloadedError
+from tests.row_sum_model import CountingModel
 
 
-class CountingModel:
-    """Row sum as the 'probability' so every caller can check it got its own rows back."""
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.calls: list[int] = []
-        self.delay_s = delay_s
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        self.calls.append(len(features))
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return features.sum(axis=1).astype(np.float32)
-
-
-def _batcher(model: CountingModel, **overrides: object) -> tuple[AdaptiveBatcher, list[BatchRecord]]:
+def _batcher(
+    model: CountingModel, **overrides: object
+) -> tuple[AdaptiveBatcher, list[BatchRecord]]:
     records: list[BatchRecord] = []
     options: dict[str, object] = {
         "max_batch_rows": 64,
@@ -122,7 +111,9 @@ def test_model_error_fails_only_that_batch_and_batcher_keeps_going() -> None:
     async def main() -> None:
         with pytest.raises(RuntimeError, match="boom"):
             await batcher.predict(np.ones((1, 2), dtype=np.float32))
-        np.testing.assert_array_equal(await batcher.predict(np.ones((1, 2), dtype=np.float32)), [2.0])
+        np.testing.assert_array_equal(
+            await batcher.predict(np.ones((1, 2), dtype=np.float32)), [2.0]
+        )
         await batcher.close()
 
     asyncio.run(main())
