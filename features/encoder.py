@@ -19,6 +19,22 @@ FeatureMatrix = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
+class CategoryCodes:
+    """A categorical column as positions in `categories`, -1 for a value outside them: how
+    columnar readers (Arrow's index_in, pandas' Categorical) hand over strings, so encoding
+    never touches one Python string per cell."""
+
+    codes: npt.NDArray[np.integer[Any]]
+    categories: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+CategoricalColumn = Sequence[Any] | npt.NDArray[Any] | CategoryCodes
+
+
+@dataclass(frozen=True)
 class FeatureEncoder:
     """Encodes applicants (one or many, row-wise or column-wise) in a fixed feature order."""
 
@@ -69,10 +85,9 @@ class FeatureEncoder:
         }
         return self.encode_columns(columns)
 
-    def encode_columns(
-        self, columns: Mapping[str, Sequence[Any] | npt.NDArray[Any]]
-    ) -> FeatureMatrix:
-        """Many applicants given column-wise: one equally long sequence or array per field."""
+    def encode_columns(self, columns: Mapping[str, Any]) -> FeatureMatrix:
+        """Many applicants given column-wise: one equally long sequence or array per field
+        (categorical ones may come as `CategoryCodes`)."""
         n_rows = len(columns[NUMERIC_FIELDS[0]])
         out = np.zeros((n_rows, self.n_features), dtype=np.float32)
         for name, column in self.numeric_columns.items():
@@ -86,9 +101,13 @@ class FeatureEncoder:
 
     @staticmethod
     def _category_targets(
-        values: Sequence[Any] | npt.NDArray[Any], lookup: dict[str, int]
+        values: CategoricalColumn, lookup: dict[str, int]
     ) -> npt.NDArray[np.intp]:
         """The column each value sets, or -1 for a value the model never saw."""
+        if isinstance(values, CategoryCodes):
+            # One slot per category plus a last one that code -1 indexes: both "unseen" (-1).
+            table = np.array([lookup.get(c, -1) for c in values.categories] + [-1], dtype=np.intp)
+            return table[values.codes]
         if isinstance(values, np.ndarray) and values.dtype.kind == "U":
             target = np.full(len(values), -1, dtype=np.intp)
             for value, column in lookup.items():

@@ -150,7 +150,10 @@ class CreditRiskService:
     @bentoml.api(route="/classify_bulk", input_spec=ApplicantColumns, output_spec=BulkDecisions)
     async def classify_bulk(self, **columns: Any) -> BulkDecisions:
         """Bulk scoring, column-wise: one array per field, row i is applicant i. The same
-        route also takes `text/csv` (a header with the 13 field names, one applicant per row)."""
+        route also takes `text/csv` (a header with the 13 field names, one applicant per row)
+        and Apache Arrow IPC (`application/vnd.apache.arrow.stream` or `.file`: one column
+        per field, numbers as integer or float columns, categories as plain or
+        dictionary-encoded strings), the fastest body for large arrays."""
         try:
             values = self.scorer.checked_columns(ApplicantColumns.model_construct(**columns))
             probabilities = await self.scorer.score_columns(values)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from runners.batcher import AdaptiveBatcher
+from service.arrow_input import ARROW_FILE, ARROW_STREAM
 from service.errors import RequestError
 from service.scoring import RETRY_AFTER_S, CreditScorer
 
@@ -56,13 +57,26 @@ async def _classify_bulk_csv(scorer: CreditScorer, body: bytes) -> bytes:
     return await scorer.classify_bulk_csv(body)
 
 
+async def _classify_bulk_arrow_stream(scorer: CreditScorer, body: bytes) -> bytes:
+    return await scorer.classify_bulk_arrow(body, ARROW_STREAM)
+
+
+async def _classify_bulk_arrow_file(scorer: CreditScorer, body: bytes) -> bytes:
+    return await scorer.classify_bulk_arrow(body, ARROW_FILE)
+
+
 BULK_ROUTE = "/classify_bulk"  # the other routes' rows go through the batcher
 
 # path -> {content type -> handler}
 ROUTES: dict[str, dict[str, Handler]] = {
     "/classify": {JSON: _classify},
     "/classify_batch": {JSON: _classify_batch},
-    BULK_ROUTE: {JSON: _classify_bulk, CSV: _classify_bulk_csv},
+    BULK_ROUTE: {
+        JSON: _classify_bulk,
+        CSV: _classify_bulk_csv,
+        ARROW_STREAM: _classify_bulk_arrow_stream,
+        ARROW_FILE: _classify_bulk_arrow_file,
+    },
 }
 
 

@@ -17,6 +17,8 @@ from features.encoder import FeatureEncoder
 from runners.base import FeatureMatrix, Probabilities
 from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
+from service.arrow_input import parse_applicant_arrow
+from service.column_checks import BulkColumns
 from service.csv_input import parse_applicant_csv
 from service.decisions import Thresholds
 from service.errors import RequestError, from_validation_error, too_large
@@ -60,7 +62,7 @@ class CreditScorer:
         rows = [applicant.__dict__ for applicant in applicants]
         return await self._predict(self.encoder.encode_rows(rows))
 
-    async def score_columns(self, columns: dict[str, Any]) -> Probabilities:
+    async def score_columns(self, columns: BulkColumns | dict[str, Any]) -> Probabilities:
         return await self._predict_bulk(self.encoder.encode_columns(columns))
 
     def decision(self, probability: float) -> dict[str, Any]:
@@ -90,11 +92,19 @@ class CreditScorer:
 
     async def classify_bulk_json(self, body: bytes) -> bytes:
         columns = _validate(ApplicantColumns, body)
-        probabilities = await self.score_columns(self.checked_columns(columns))
-        return orjson.dumps(self.bulk_decisions(probabilities), option=orjson.OPT_SERIALIZE_NUMPY)
+        return await self._classify_checked_columns(self.checked_columns(columns))
 
     async def classify_bulk_csv(self, body: bytes) -> bytes:
-        columns = parse_applicant_csv(body, self.limits.max_bulk_rows)
+        return await self._classify_checked_columns(
+            parse_applicant_csv(body, self.limits.max_bulk_rows)
+        )
+
+    async def classify_bulk_arrow(self, body: bytes, content_type: str) -> bytes:
+        return await self._classify_checked_columns(
+            parse_applicant_arrow(body, content_type, self.limits.max_bulk_rows)
+        )
+
+    async def _classify_checked_columns(self, columns: BulkColumns) -> bytes:
         probabilities = await self.score_columns(columns)
         return orjson.dumps(self.bulk_decisions(probabilities), option=orjson.OPT_SERIALIZE_NUMPY)
 

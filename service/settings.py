@@ -4,6 +4,7 @@ bentofile.yaml's `envs:` sets the same variables inside a bento, so the operator
 behaviour (model tag, engine, batching design, device, limits) without touching code.
 """
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -57,6 +58,12 @@ class ServiceSettings(BaseSettings):
         "dispatcher refuses requests it predicts would exceed this.",
     )
     bulk_chunk_rows: int = Field(65_536, ge=1, description="Bulk inputs run in chunks of this.")
+    bulk_threads: int = Field(
+        0,
+        ge=0,
+        description="Engine threads for bulk chunks (each worker runs one bulk request at a "
+        "time); 0: this machine's cores shared out among the workers.",
+    )
     max_batch_items: int = Field(1_000, ge=1, description="Most applicants in /classify_batch.")
     max_bulk_rows: int = Field(200_000, ge=1, description="Most rows in one bulk request.")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body.")
@@ -94,6 +101,12 @@ class ServiceSettings(BaseSettings):
         "defaults (700, 10, 10) collect so often under load that the pauses dominate p99.",
     )
     access_log: bool = Field(False, description="Per-request access log lines (costs ~10%).")
+
+    @property
+    def bulk_engine_threads(self) -> int:
+        if self.bulk_threads:
+            return self.bulk_threads
+        return max(1, len(os.sched_getaffinity(0)) // self.workers)
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> "ServiceSettings":

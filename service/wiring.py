@@ -39,6 +39,11 @@ class Worker:
             "batching": s.batching,
             "workers": s.workers,
             "model_threads": s.model_threads,
+            "bulk": {
+                "threads": s.bulk_engine_threads,
+                "xgboost_min_rows": s.bulk_xgboost_min_rows,
+                "chunk_rows": s.bulk_chunk_rows,
+            },
             "n_features": self.runner.n_features,
             "test_auc": meta.get("test_auc", 0.0),
             "parity_max_abs_diff": meta.get("parity_max_abs_diff", 0.0),
@@ -59,23 +64,24 @@ class Worker:
 
 def load_engines(settings: ServiceSettings) -> tuple[Runner, ChunkedPredictor]:
     """The request engine and the bulk predictor; raises ModelLoadError for a bad model."""
-    engines: dict[str, Runner] = {}
+    engines: dict[tuple[str, int], Runner] = {}
 
-    def engine(name: str) -> Runner:
-        if name not in engines:
-            engines[name] = load_runner(
+    def engine(name: str, threads: int) -> Runner:
+        if (name, threads) not in engines:
+            engines[name, threads] = load_runner(
                 name,  # type: ignore[arg-type]
                 settings.model_tag,
-                threads=settings.model_threads,
+                threads=threads,
                 device=settings.device,
             )
-        return engines[name]
+        return engines[name, threads]
 
-    runner = engine(settings.engine)
+    runner = engine(settings.engine, settings.model_threads)
+    bulk_threads = settings.bulk_engine_threads
     if settings.bulk_engine == "auto":
-        small, large = engine("onnx"), engine("xgboost")
+        small, large = engine("onnx", bulk_threads), engine("xgboost", bulk_threads)
     else:
-        small = large = engine(settings.bulk_engine)
+        small = large = engine(settings.bulk_engine, bulk_threads)
     bulk = ChunkedPredictor(
         small=small,
         large=large,

@@ -27,7 +27,9 @@ def test_readme_opens_with_serve_and_test_commands() -> None:
 
 def test_readme_serve_command_works_from_a_fresh_clone(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "--quiet", str(PROJECT_ROOT), str(clone)], check=True, timeout=120)
+    subprocess.run(
+        ["git", "clone", "--quiet", str(PROJECT_ROOT), str(clone)], check=True, timeout=120
+    )
     venv = PROJECT_ROOT / ".venv"
     # The install step itself is what `.ci/run` (make test) proves on a clean machine; here the
     # project's installed venv is reused (-o: don't remake its stamp) so the test stays quick.
@@ -38,9 +40,13 @@ def test_readme_serve_command_works_from_a_fresh_clone(tmp_path: Path) -> None:
     ]  # fmt: skip
     store = tmp_path / "empty-bentoml-home"
     env = {"BENTOML_HOME": str(store), "PATH": os.environ["PATH"]}
-    with served(env, log_path=tmp_path / "make-serve.log", command=command, cwd=clone, ready_timeout_s=300) as server:
+    with served(
+        env, log_path=tmp_path / "make-serve.log", command=command, cwd=clone, ready_timeout_s=300
+    ) as server:
         answer = httpx.post(f"{server.url}/classify", json=APPLICANT_EXAMPLE, timeout=30)
         assert answer.status_code == 200, answer.text
         assert answer.json()["model"].startswith("credit_risk_onnx:")
-    assert any((store / "models" / "credit_risk_onnx").iterdir()), "make serve did not export a model"
+    assert any((store / "models" / "credit_risk_onnx").iterdir()), (
+        "make serve did not export a model"
+    )
     shutil.rmtree(clone, ignore_errors=True)

@@ -24,7 +24,9 @@ def _build(bentofile: str) -> str:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    match = re.search(r"__tag__:(\S+)", result.stdout) or re.search(r"(credit_risk\S*:\w+)", result.stdout)
+    match = re.search(r"__tag__:(\S+)", result.stdout) or re.search(
+        r"(credit_risk\S*:\w+)", result.stdout
+    )
     assert match, result.stdout
     return match.group(1)
 
@@ -35,7 +37,17 @@ def test_built_bento_serves(exported: ExportSummary, tmp_path: Path) -> None:
     packed_models = {str(m.tag) for m in bento.info.all_models}
     latest = str(bentoml.models.get("credit_risk_onnx:latest").tag)
     assert latest in packed_models
-    command = [sys.executable, "-m", "bentoml", "serve", tag, "--host", "127.0.0.1", "--port", "{port}"]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        tag,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
     # Serve from an unrelated directory: the bento must carry its own code.
     with served(log_path=tmp_path / "bento.log", command=command, cwd=tmp_path) as server:
         answer = httpx.post(f"{server.url}/classify", json=APPLICANT_EXAMPLE, timeout=30)

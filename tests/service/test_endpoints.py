@@ -5,11 +5,14 @@ import io
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from export.pipeline import ExportSummary
-from features.schema import FIELDS
+from features.schema import CATEGORICAL_FIELDS, FIELDS
+from service.arrow_input import ARROW_FILE, ARROW_STREAM
 from service.process import ServedProcess
+from tests.arrow_body import arrow_body
 
 TOLERANCE = 1e-6
 
@@ -78,6 +81,45 @@ def test_bulk_larger_than_one_chunk_is_split_and_complete(
     )
 
 
+@pytest.mark.parametrize("content_type", [ARROW_STREAM, ARROW_FILE])
+def test_classify_bulk_arrow(
+    server: ServedProcess, records, expected_probability, content_type: str
+) -> None:
+    """100k rows (across the chunk boundary) as an Arrow body, categories dictionary-encoded."""
+    index = np.arange(100_000) % len(records)
+    table = pa.table(
+        {
+            name: pa.array([records[i][name] for i in index]).dictionary_encode()
+            if name in CATEGORICAL_FIELDS
+            else [records[i][name] for i in index]
+            for name in FIELDS
+        }
+    )
+    answer = httpx.post(
+        f"{server.url}/classify_bulk",
+        content=arrow_body(table, content_type),
+        headers={"content-type": content_type},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    np.testing.assert_allclose(body["probability"], expected_probability[index], atol=TOLERANCE)
+    assert body["status"] == [_status(p) for p in body["probability"]]
+
+
+def test_bad_arrow_body_names_column_and_row(server: ServedProcess, records) -> None:
+    columns = {name: [r[name] for r in records[:10]] for name in FIELDS}
+    columns["job"][6] = "astronaut"
+    answer = httpx.post(
+        f"{server.url}/classify_bulk",
+        content=arrow_body(pa.table(columns), ARROW_STREAM),
+        headers={"content-type": ARROW_STREAM},
+        timeout=30,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"].startswith("job[6]: Input should be one of")
+
+
 def test_info_health_and_docs(server: ServedProcess, exported: ExportSummary) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         info = client.get("/info").json()
@@ -85,6 +127,7 @@ def test_info_health_and_docs(server: ServedProcess, exported: ExportSummary) ->
         assert info["native_model"] == exported.native_tag
         assert (info["engine"], info["provider"], info["batching"]) == ("onnx", "cpu", "adaptive")
         assert info["workers"] == 2
+        assert info["bulk"]["threads"] >= 1 and info["bulk"]["chunk_rows"] == 65_536
         assert client.get("/livez").status_code == 200
         assert client.get("/readyz").status_code == 200
         spec = client.get("/docs.json").json()

@@ -20,7 +20,9 @@ MODES = {
 
 @pytest.fixture(scope="module", params=list(MODES))
 def mode_server(
-    request: pytest.FixtureRequest, exported: ExportSummary, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    exported: ExportSummary,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, ServedProcess]]:
     env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, **MODES[request.param]}
     log = tmp_path_factory.mktemp(request.param) / "serve.log"
@@ -28,7 +30,9 @@ def mode_server(
         yield request.param, process
 
 
-async def _post_honouring_retry_after(client: httpx.AsyncClient, record: dict[str, object]) -> httpx.Response:
+async def _post_honouring_retry_after(
+    client: httpx.AsyncClient, record: dict[str, object]
+) -> httpx.Response:
     """A 503 is a legitimate overload answer (BentoML's dispatcher sheds load on a busy machine);
     a well-behaved client retries it, and the answer it finally gets must be right."""
     for _ in range(5):
@@ -40,22 +44,30 @@ async def _post_honouring_retry_after(client: httpx.AsyncClient, record: dict[st
 
 
 async def _concurrent(url: str, records: list[dict[str, object]]) -> list[httpx.Response]:
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=100)) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=60, limits=httpx.Limits(max_connections=100)
+    ) as client:
         return await asyncio.gather(*(_post_honouring_retry_after(client, r) for r in records))
 
 
-def test_mode_answers_match_in_process_predictions(mode_server, records, expected_probability) -> None:
+def test_mode_answers_match_in_process_predictions(
+    mode_server, records, expected_probability
+) -> None:
     name, server = mode_server
     tolerance = 1e-5 if "xgboost" in name else 1e-6  # native vs ONNX: the export's parity bound
     picks = list(range(0, 2000, 13))
     answers = asyncio.run(_concurrent(server.url, [records[i] for i in picks]))
-    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:2]
+    assert all(a.status_code == 200 for a in answers), [
+        a.text for a in answers if a.status_code != 200
+    ][:2]
     got = [a.json()["probability"] for a in answers]
     np.testing.assert_allclose(got, expected_probability[picks], atol=tolerance)
 
     batch = httpx.post(f"{server.url}/classify_batch", json=records[:300], timeout=60)
     assert batch.status_code == 200, batch.text
-    np.testing.assert_allclose([d["probability"] for d in batch.json()], expected_probability[:300], atol=tolerance)
+    np.testing.assert_allclose(
+        [d["probability"] for d in batch.json()], expected_probability[:300], atol=tolerance
+    )
 
     bulk = httpx.post(
         f"{server.url}/classify_bulk",

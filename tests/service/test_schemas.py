@@ -32,4 +32,9 @@ def test_refused_values(field: str, value: object) -> None:
 
 
 def test_integers_are_accepted_for_numbers() -> None:
-    assert Applicant.model_validate_json(b'{"seniority": 3, "home": "owner", "time": 36, "age": 26, "marital": "single", "records": "no", "job": "freelance", "expenses": 35, "income": 0, "assets": 60000, "debt": 3000, "amount": 800, "price": 1000}').age == 26.0
+    assert (
+        Applicant.model_validate_json(
+            b'{"seniority": 3, "home": "owner", "time": 36, "age": 26, "marital": "single", "records": "no", "job": "freelance", "expenses": 35, "income": 0, "assets": 60000, "debt": 3000, "amount": 800, "price": 1000}'
+        ).age
+        == 26.0
+    )

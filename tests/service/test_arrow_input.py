@@ -1,0 +1,158 @@
+"""The Arrow bulk reader on its own: typed columns in, checked columns or a clear 4xx out."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.feature_extraction import DictVectorizer
+
+from features.encoder import CategoryCodes, FeatureEncoder
+from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
+from service.arrow_input import ARROW_FILE, ARROW_STREAM, parse_applicant_arrow
+from service.errors import RequestError
+from tests.arrow_body import arrow_body
+
+MAX_ROWS = 1_000
+
+
+@pytest.fixture(scope="module")
+def table(records) -> pa.Table:
+    return pa.table({name: [r[name] for r in records[:200]] for name in FIELDS})
+
+
+def _error(body: bytes, content_type: str = ARROW_STREAM, max_rows: int = MAX_ROWS) -> RequestError:
+    with pytest.raises(RequestError) as raised:
+        parse_applicant_arrow(body, content_type, max_rows)
+    return raised.value
+
+
+@pytest.mark.parametrize("content_type", [ARROW_STREAM, ARROW_FILE])
+def test_columns_encode_like_the_records(table: pa.Table, records, content_type: str) -> None:
+    columns = parse_applicant_arrow(arrow_body(table, content_type), content_type, MAX_ROWS)
+    vectorizer = DictVectorizer(sparse=False).fit(records)
+    encoder = FeatureEncoder(tuple(str(n) for n in vectorizer.get_feature_names_out()))
+    expected = vectorizer.transform(records[:200]).astype(np.float32)
+    np.testing.assert_array_equal(encoder.encode_columns(columns), expected)
+    assert all(isinstance(columns[name], CategoryCodes) for name in CATEGORICAL_FIELDS)
+
+
+def test_narrow_and_dictionary_encoded_types_are_accepted(table: pa.Table) -> None:
+    """What dataframe libraries write: int32/float32 numbers, dictionary-encoded categories,
+    large strings, several record batches."""
+    narrow = pa.table(
+        {
+            name: table.column(name).cast(pa.float32() if i % 2 else pa.int32())
+            if name in NUMERIC_FIELDS
+            else (
+                table.column(name).dictionary_encode()
+                if i % 2
+                else table.column(name).cast(pa.large_string())
+            )
+            for i, name in enumerate(FIELDS)
+        }
+    )
+    batches = narrow.to_batches(max_chunksize=64)
+    assert len(batches) > 1
+    body = arrow_body(pa.Table.from_batches(batches), ARROW_STREAM)
+    got = parse_applicant_arrow(body, ARROW_STREAM, MAX_ROWS)
+    want = parse_applicant_arrow(arrow_body(table, ARROW_STREAM), ARROW_STREAM, MAX_ROWS)
+    for name in NUMERIC_FIELDS:
+        np.testing.assert_array_equal(got[name], want[name])
+    for name in CATEGORICAL_FIELDS:
+        np.testing.assert_array_equal(got[name].codes, want[name].codes)  # type: ignore[union-attr]
+
+
+def _with(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), name, values)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "named"),
+    [
+        (lambda t: _with(t, "home", pa.array(["castle"] * t.num_rows)), 422, "home[0]"),
+        (
+            lambda t: _with(
+                t, "age", pa.array([30.0] * 7 + [float("nan")] + [30.0] * (t.num_rows - 8))
+            ),
+            422,
+            "age[7]",
+        ),
+        (
+            lambda t: _with(t, "debt", pa.array([0] * 3 + [-5] + [0] * (t.num_rows - 4))),
+            422,
+            "debt[3]",
+        ),
+        (
+            lambda t: _with(t, "income", pa.array([None] * 2 + [100.0] * (t.num_rows - 2))),
+            422,
+            "income[0]",
+        ),
+        (
+            lambda t: _with(t, "job", pa.array(["fixed", None] + ["fixed"] * (t.num_rows - 2))),
+            422,
+            "job[1]",
+        ),
+        (lambda t: _with(t, "price", pa.array(["1000"] * t.num_rows)), 422, "price"),
+        (lambda t: _with(t, "marital", pa.array([1] * t.num_rows)), 422, "marital"),
+        (lambda t: t.drop_columns(["assets"]), 422, "assets"),
+        (
+            lambda t: t.append_column("favourite_colour", pa.array(["red"] * t.num_rows)),
+            422,
+            "favourite_colour",
+        ),
+        (lambda t: t.append_column("age", t.column("age")), 422, "age"),
+        (lambda t: t.slice(0, 0), 422, "no rows"),
+    ],
+    ids=[
+        "unknown category",
+        "NaN",
+        "negative",
+        "null number",
+        "null category",
+        "numbers as text",
+        "category as number",
+        "missing column",
+        "unknown column",
+        "duplicate column",
+        "no rows",
+    ],
+)
+def test_bad_columns_are_named(table: pa.Table, change, status: int, named: str) -> None:
+    error = _error(arrow_body(change(table), ARROW_STREAM))
+    assert error.status == status and named in error.message, error.message
+
+
+def test_every_bad_column_is_listed(table: pa.Table) -> None:
+    bad = _with(
+        _with(table, "home", pa.array(["castle"] * table.num_rows)),
+        "age",
+        pa.array([-1] * table.num_rows),
+    )
+    error = _error(arrow_body(bad, ARROW_STREAM))
+    assert {d["location"] for d in error.details} == {"age[0]", "home[0]"}
+    assert "(and 1 more)" in error.message
+
+
+def test_too_many_rows_is_413(table: pa.Table) -> None:
+    error = _error(arrow_body(table, ARROW_STREAM), max_rows=199)
+    assert error.status == 413 and "199" in error.message
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"", ARROW_STREAM),
+        (b"not arrow at all", ARROW_STREAM),
+        (bytes(range(256)) * 4, ARROW_FILE),
+        (b'{"age": [30]}', ARROW_STREAM),
+    ],
+    ids=["empty", "text", "binary noise", "json"],
+)
+def test_unreadable_bodies_are_400(body: bytes, content_type: str) -> None:
+    error = _error(body, content_type)
+    assert error.status == 400 and "Arrow" in error.message
+
+
+def test_truncated_stream_is_400(table: pa.Table) -> None:
+    body = arrow_body(table, ARROW_STREAM)
+    error = _error(body[: len(body) // 2])
+    assert error.status == 400
