@@ -1,5 +1,7 @@
 """Bulk scoring rows/s: end to end over HTTP, and the engines alone in-process (the limit)."""
 
+import csv
+import io
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -7,56 +9,88 @@ from collections.abc import Callable, Mapping, Sequence
 import httpx
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from features.encoder import FeatureEncoder
 from features.schema import FIELDS
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
+from service.arrow_input import ARROW_STREAM
 
 SIZES = (1_000, 10_000, 100_000)
 Records = Sequence[Mapping[str, object]]
 
 
+def _columns(records: Records, rows: int) -> dict[str, list[object]]:
+    """`rows` applicants (the records, repeated), one list per field."""
+    return {name: [records[i % len(records)][name] for i in range(rows)] for name in FIELDS}
+
+
 def columnar_body(records: Records, rows: int) -> bytes:
-    """`rows` applicants (the records, repeated) as /classify_bulk's column-wise JSON."""
-    return orjson.dumps(
-        {name: [records[i % len(records)][name] for i in range(rows)] for name in FIELDS}
-    )
+    """/classify_bulk's column-wise JSON."""
+    return orjson.dumps(_columns(records, rows))
+
+
+def csv_body(records: Records, rows: int) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    columns = _columns(records, rows)
+    writer.writerow(FIELDS)
+    writer.writerows(zip(*columns.values(), strict=True))
+    return text.getvalue().encode()
+
+
+def arrow_body(records: Records, rows: int) -> bytes:
+    """An Arrow IPC stream with the types Arrow infers (int64/double numbers, string
+    categories), as a batch job writing a dataframe would send it."""
+    table = pa.table(_columns(records, rows))
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+# body format -> (content type, body builder)
+BODY_FORMATS: dict[str, tuple[str, Callable[[Records, int], bytes]]] = {
+    "json": ("application/json", columnar_body),
+    "csv": ("text/csv", csv_body),
+    "arrow": (ARROW_STREAM, arrow_body),
+}
 
 
 def end_to_end(
     url: str, records: Records, *, sizes: Sequence[int] = SIZES, repeats: int = 5
-) -> list[dict[str, float]]:
-    """Median wall time of one /classify_bulk request per size, body already serialised,
-    one request at a time on a kept-alive connection; every answer is checked for length."""
-    results = []
+) -> list[dict[str, object]]:
+    """Median wall time of one /classify_bulk request per body format and size, body already
+    serialised, one request at a time on a kept-alive connection; every answer is checked
+    for length."""
+    results: list[dict[str, object]] = []
     with httpx.Client(timeout=120) as client:
-        for rows in sizes:
-            body = columnar_body(records, rows)
-            timings = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                answer = client.post(
-                    f"{url}/classify_bulk",
-                    content=body,
-                    headers={"content-type": "application/json"},
-                )
-                timings.append(time.perf_counter() - started)
-                if answer.status_code != 200:
-                    raise RuntimeError(
-                        f"/classify_bulk [{rows}]: {answer.status_code} {answer.text[:300]}"
+        for body_format, (content_type, build) in BODY_FORMATS.items():
+            for rows in sizes:
+                body = build(records, rows)
+                timings = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    answer = client.post(
+                        f"{url}/classify_bulk", content=body, headers={"content-type": content_type}
                     )
-                if len(orjson.loads(answer.content)["probability"]) != rows:
-                    raise RuntimeError(f"/classify_bulk [{rows}]: wrong number of answers")
-            median = statistics.median(timings)
-            results.append(
-                {
-                    "rows": rows,
-                    "body_bytes": len(body),
-                    "seconds": median,
-                    "rows_per_s": rows / median,
-                }
-            )
+                    timings.append(time.perf_counter() - started)
+                    where = f"/classify_bulk [{body_format}, {rows}]"
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"{where}: {answer.status_code} {answer.text[:300]}")
+                    if len(orjson.loads(answer.content)["probability"]) != rows:
+                        raise RuntimeError(f"{where}: wrong number of answers")
+                median = statistics.median(timings)
+                results.append(
+                    {
+                        "format": body_format,
+                        "rows": rows,
+                        "body_bytes": len(body),
+                        "seconds": median,
+                        "rows_per_s": rows / median,
+                    }
+                )
     return results
 
 

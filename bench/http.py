@@ -130,7 +130,8 @@ def measure_bulk(
     }
     for row in result["end_to_end"]:
         print(
-            f"   bulk {row['rows']:>7,} rows: {row['rows_per_s']:12,.0f} rows/s end to end",
+            f"   bulk {row['format']:>5} {row['rows']:>7,} rows: "
+            f"{row['rows_per_s']:12,.0f} rows/s end to end",
             flush=True,
         )
     try:

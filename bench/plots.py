@@ -66,12 +66,14 @@ def bulk(http: Results, path: Path) -> bool:
         return False
     figure, axis = plt.subplots(figsize=(8, 5))
     e2e = data["end_to_end"]
-    axis.plot(
-        [r["rows"] for r in e2e],
-        [r["rows_per_s"] for r in e2e],
-        marker="o",
-        label="HTTP end to end",
-    )
+    for body_format in dict.fromkeys(r.get("format", "json") for r in e2e):
+        mine = [r for r in e2e if r.get("format", "json") == body_format]
+        axis.plot(
+            [r["rows"] for r in mine],
+            [r["rows_per_s"] for r in mine],
+            marker="o",
+            label=f"HTTP end to end, {body_format} body",
+        )
     for key, label, marker in (
         ("onnx_rows_per_s", "ONNX Runtime in-process", "s"),
         ("xgboost_rows_per_s", "XGBoost in-process", "^"),

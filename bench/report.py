@@ -279,6 +279,8 @@ def bulk_section(http: Results) -> list[str]:
         rows.append(
             (
                 f"{e2e['rows']:,}",
+                e2e.get("format", "json"),
+                f"{e2e.get('body_bytes', 0) / 2**20:,.1f}",
                 f"{e2e['seconds'] * 1000:,.1f}",
                 f"{e2e['rows_per_s']:,.0f}",
                 f"{engine['onnx_rows_per_s']:,.0f}" if engine else "n/a",
@@ -286,22 +288,26 @@ def bulk_section(http: Results) -> list[str]:
                 f"{e2e['rows_per_s'] / best:.0%}" if best else "n/a",
             )
         )
+    rows.sort(key=lambda row: (int(row[0].replace(",", "")), row[1]))
     info = (http["modes"].get(OURS) or {}).get("info") or {}
     lines = [
-        f"## Bulk scoring (`/classify_bulk`, column-wise JSON, `{OURS}` server)",
-        "One request at a time on a kept-alive connection (httpx, median of the repeats), beside "
-        "each engine alone in-process on the same rows, already encoded (one thread, best of 5).",
+        f"## Bulk scoring (`/classify_bulk`, `{OURS}` server)",
+        "One request at a time on a kept-alive connection (httpx, median of the repeats), per "
+        "body format (column-wise JSON, CSV, Arrow IPC stream), beside each engine alone "
+        "in-process on the same rows, already encoded (one thread, best of 5).",
         "",
         *_table(
             (
                 "rows",
+                "body",
+                "MiB",
                 "ms per request",
                 "end to end rows/s",
                 "ONNX Runtime rows/s (in-process)",
                 "XGBoost rows/s (in-process)",
                 "end to end / best engine",
             ),
-            "rrrrrr",
+            "rlrrrrrr",
             rows,
         ),
     ]
@@ -319,7 +325,8 @@ def bulk_section(http: Results) -> list[str]:
             f"Engine routing (GET /info): single and batch requests use `{info.get('engine')}`, bulk "
             f"uses `bulk_engine={info.get('bulk_engine')}` (`auto`: ONNX Runtime for small chunks, "
             "native XGBoost for large ones, where it is the faster engine; see the in-process "
-            "model-call table).",
+            f"model-call table), with {(info.get('bulk') or {}).get('threads', 1)} engine "
+            "thread(s) per bulk request.",
         ]
     return lines
 
