@@ -16,6 +16,7 @@ from bentoml._internal.context import server_context
 from runners.batcher import OverloadedError
 from runners.device import DeviceUnavailableError
 from runners.model_store import ModelLoadError
+from service import bentoml_fixes
 from service.errors import RequestError
 from service.lean_routes import LeanRoutesMiddleware, ScorerHolder
 from service.schemas import Applicant, ApplicantBatch, ApplicantColumns, BulkDecisions, Decision
@@ -24,6 +25,7 @@ from service.wiring import build_worker, load_engines
 
 logger = logging.getLogger("credit_risk")
 settings = get_settings()
+bentoml_fixes.apply()
 
 
 def _preflight() -> None:
