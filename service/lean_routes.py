@@ -6,7 +6,8 @@ middleware answers POST /classify, /classify_batch and /classify_bulk itself, ca
 `CreditScorer` (same validation, same errors, same answers) the typed API methods call, and
 passes every other request (docs, health, metrics, GET, ...) on to BentoML unchanged. The typed
 `@bentoml.api` methods stay registered, so the OpenAPI document and Swagger UI describe these
-routes exactly; set CREDIT_RISK_LEAN_ROUTES=false to serve them through BentoML instead.
+routes exactly; set CREDIT_RISK_LEAN_ROUTES=false to serve the JSON bodies through BentoML
+instead (CSV and Arrow bulk uploads are always read here: BentoML's typed route cannot).
 """
 
 import asyncio
@@ -104,10 +105,10 @@ class LeanRoutesMiddleware:
             await _respond(send, 200, orjson.dumps(ScorerHolder.info), JSON_HEADERS)
             return
         if (
-            not self.enabled
-            or scorer is None
+            scorer is None
             or scope["type"] != "http"
             or scope["path"] not in ROUTES
+            or not (self.enabled or _is_upload(scope))
         ):
             await self.app(scope, receive, send)
             return
@@ -292,9 +293,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _content_type(scope: Scope) -> str:
+    return (_header(scope, b"content-type") or JSON).split(";")[0].strip().lower()
+
+
+def _is_upload(scope: Scope) -> bool:
+    """A CSV or Arrow bulk body: only this middleware reads those, so it serves them even when
+    the JSON routes go through BentoML's typed pipeline (CREDIT_RISK_LEAN_ROUTES=false)."""
+    return scope["path"] == BULK_ROUTE and _content_type(scope) in (CSV, ARROW_STREAM, ARROW_FILE)
+
+
 def _handler_for(scope: Scope) -> Handler:
     handlers = ROUTES[scope["path"]]
-    content_type = (_header(scope, b"content-type") or JSON).split(";")[0].strip().lower()
+    content_type = _content_type(scope)
     handler = handlers.get(content_type)
     if handler is None:
         accepted = ", ".join(handlers)
