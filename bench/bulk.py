@@ -5,6 +5,7 @@ import io
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -15,7 +16,7 @@ from features.encoder import FeatureEncoder
 from features.schema import FIELDS
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
-from service.arrow_input import ARROW_STREAM
+from service.arrow_io import ARROW_STREAM
 
 SIZES = (1_000, 10_000, 100_000)
 Records = Sequence[Mapping[str, object]]
@@ -50,11 +51,23 @@ def arrow_body(records: Records, rows: int) -> bytes:
     return sink.getvalue()
 
 
-# body format -> (content type, body builder)
-BODY_FORMATS: dict[str, tuple[str, Callable[[Records, int], bytes]]] = {
-    "json": ("application/json", columnar_body),
-    "csv": ("text/csv", csv_body),
-    "arrow": (ARROW_STREAM, arrow_body),
+@dataclass(frozen=True)
+class BodyFormat:
+    content_type: str
+    build: Callable[[Records, int], bytes]
+    accept: str = "application/json"  # Arrow clients ask for Arrow decisions back
+
+    def answers(self, content: bytes) -> int:
+        """How many decisions an answer holds."""
+        if self.accept == ARROW_STREAM:
+            return int(pa.ipc.open_stream(content).read_all().num_rows)
+        return len(orjson.loads(content)["probability"])
+
+
+BODY_FORMATS = {
+    "json": BodyFormat("application/json", columnar_body),
+    "csv": BodyFormat("text/csv", csv_body),
+    "arrow": BodyFormat(ARROW_STREAM, arrow_body, accept=ARROW_STREAM),
 }
 
 
@@ -66,27 +79,27 @@ def end_to_end(
     for length."""
     results: list[dict[str, object]] = []
     with httpx.Client(timeout=120) as client:
-        for body_format, (content_type, build) in BODY_FORMATS.items():
+        for name, body_format in BODY_FORMATS.items():
+            headers = {"content-type": body_format.content_type, "accept": body_format.accept}
             for rows in sizes:
-                body = build(records, rows)
+                body = body_format.build(records, rows)
                 timings = []
                 for _ in range(repeats):
                     started = time.perf_counter()
-                    answer = client.post(
-                        f"{url}/classify_bulk", content=body, headers={"content-type": content_type}
-                    )
+                    answer = client.post(f"{url}/classify_bulk", content=body, headers=headers)
                     timings.append(time.perf_counter() - started)
-                    where = f"/classify_bulk [{body_format}, {rows}]"
+                    where = f"/classify_bulk [{name}, {rows}]"
                     if answer.status_code != 200:
                         raise RuntimeError(f"{where}: {answer.status_code} {answer.text[:300]}")
-                    if len(orjson.loads(answer.content)["probability"]) != rows:
+                    if body_format.answers(answer.content) != rows:
                         raise RuntimeError(f"{where}: wrong number of answers")
                 median = statistics.median(timings)
                 results.append(
                     {
-                        "format": body_format,
+                        "format": name,
                         "rows": rows,
                         "body_bytes": len(body),
+                        "answer_bytes": len(answer.content),
                         "seconds": median,
                         "rows_per_s": rows / median,
                     }

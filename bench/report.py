@@ -293,7 +293,8 @@ def bulk_section(http: Results) -> list[str]:
     lines = [
         f"## Bulk scoring (`/classify_bulk`, `{OURS}` server)",
         "One request at a time on a kept-alive connection (httpx, median of the repeats), per "
-        "body format (column-wise JSON, CSV, Arrow IPC stream), beside each engine alone "
+        "body format (column-wise JSON, CSV, Arrow IPC stream; JSON answers, Arrow answers for "
+        "Arrow bodies), beside each engine alone "
         "in-process on the same rows, already encoded (one thread, best of 5).",
         "",
         *_table(

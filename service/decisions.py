@@ -20,6 +20,9 @@ class Thresholds:
             return "MAYBE"
         return "APPROVED"
 
+    def levels(self, probabilities: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:
+        """0, 1, 2 for APPROVED, MAYBE, DECLINED (positions in STATUSES)."""
+        return (probabilities > self.maybe).astype(np.int8) + (probabilities > self.declined)
+
     def statuses(self, probabilities: npt.NDArray[np.float32]) -> list[str]:
-        level = (probabilities > self.maybe).astype(np.intp) + (probabilities > self.declined)
-        return STATUSES[level].tolist()
+        return STATUSES[self.levels(probabilities)].tolist()

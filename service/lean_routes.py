@@ -11,6 +11,7 @@ instead (CSV and Arrow bulk uploads are always read here: BentoML's typed route 
 """
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,9 +19,9 @@ from typing import Any
 import orjson
 
 from runners.batcher import AdaptiveBatcher
-from service.arrow_input import ARROW_FILE, ARROW_STREAM
+from service.arrow_io import ARROW_FILE, ARROW_STREAM
 from service.errors import RequestError
-from service.scoring import RETRY_AFTER_S, CreditScorer
+from service.scoring import CSV, JSON, RETRY_AFTER_S, CreditScorer
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +30,10 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Handler = Callable[[CreditScorer, bytes], Awaitable[bytes]]
+Handler = Callable[[bytes], Awaitable[bytes]]  # body in, answer body out
 
-JSON = "application/json"
-CSV = "text/csv"
-JSON_HEADERS = [(b"content-type", b"application/json")]
+Header = tuple[bytes, bytes]
+JSON_HEADERS: list[Header] = [(b"content-type", b"application/json")]
 WATCH_AFTER_S = 0.005  # a request pending this long (up to twice) gets its connection watched
 CLIENT_CLOSED = 499  # nginx's "client closed request": shows in BentoML's request metrics
 
@@ -42,42 +42,13 @@ class ClientGone(Exception):
     """The client disconnected before its answer was ready."""
 
 
-async def _classify(scorer: CreditScorer, body: bytes) -> bytes:
-    return await scorer.classify_json(body)
-
-
-async def _classify_batch(scorer: CreditScorer, body: bytes) -> bytes:
-    return await scorer.classify_batch_json(body)
-
-
-async def _classify_bulk(scorer: CreditScorer, body: bytes) -> bytes:
-    return await scorer.classify_bulk_json(body)
-
-
-async def _classify_bulk_csv(scorer: CreditScorer, body: bytes) -> bytes:
-    return await scorer.classify_bulk_csv(body)
-
-
-async def _classify_bulk_arrow_stream(scorer: CreditScorer, body: bytes) -> bytes:
-    return await scorer.classify_bulk_arrow(body, ARROW_STREAM)
-
-
-async def _classify_bulk_arrow_file(scorer: CreditScorer, body: bytes) -> bytes:
-    return await scorer.classify_bulk_arrow(body, ARROW_FILE)
-
-
 BULK_ROUTE = "/classify_bulk"  # the other routes' rows go through the batcher
 
-# path -> {content type -> handler}
-ROUTES: dict[str, dict[str, Handler]] = {
-    "/classify": {JSON: _classify},
-    "/classify_batch": {JSON: _classify_batch},
-    BULK_ROUTE: {
-        JSON: _classify_bulk,
-        CSV: _classify_bulk_csv,
-        ARROW_STREAM: _classify_bulk_arrow_stream,
-        ARROW_FILE: _classify_bulk_arrow_file,
-    },
+# path -> the body content types it reads
+ROUTES: dict[str, tuple[str, ...]] = {
+    "/classify": (JSON,),
+    "/classify_batch": (JSON,),
+    BULK_ROUTE: (JSON, CSV, ARROW_STREAM, ARROW_FILE),
 }
 
 
@@ -116,14 +87,14 @@ class LeanRoutesMiddleware:
             await self._not_post(scope, receive, send)
             return
         try:
-            handler = _handler_for(scope)
+            handler, headers = _handler_for(scope, scorer)
             if scope["path"] == BULK_ROUTE:
                 payload = await self._bulk(scope, receive, scorer, handler)
             else:
                 _refuse_if_saturated()
                 body = await _read_body(scope, receive, scorer.limits.max_body_bytes)
-                payload = await self.disconnects.guard(handler(scorer, body), receive)
-            status, headers = 200, JSON_HEADERS
+                payload = await self.disconnects.guard(handler(body), receive)
+            status = 200
         except RequestError as error:
             status, payload = error.status, error.body()
             headers = JSON_HEADERS + [
@@ -167,7 +138,7 @@ class LeanRoutesMiddleware:
         self.bulk_bytes_in_flight += size
         try:
             body = await _read_body(scope, receive, scorer.limits.max_body_bytes)
-            return await self.disconnects.guard(handler(scorer, body), receive)
+            return await self.disconnects.guard(handler(body), receive)
         finally:
             self.bulk_bytes_in_flight -= size
 
@@ -303,16 +274,24 @@ def _is_upload(scope: Scope) -> bool:
     return scope["path"] == BULK_ROUTE and _content_type(scope) in (CSV, ARROW_STREAM, ARROW_FILE)
 
 
-def _handler_for(scope: Scope) -> Handler:
-    handlers = ROUTES[scope["path"]]
+def _handler_for(scope: Scope, scorer: CreditScorer) -> tuple[Handler, list[Header]]:
+    """The scorer call for this route and body type, and the answer's headers."""
+    path = scope["path"]
     content_type = _content_type(scope)
-    handler = handlers.get(content_type)
-    if handler is None:
-        accepted = ", ".join(handlers)
+    if content_type not in ROUTES[path]:
+        accepted = ", ".join(ROUTES[path])
         raise RequestError(
             415, f"content-type {content_type!r} is not accepted here; use {accepted}"
         )
-    return handler
+    if path == "/classify":
+        return scorer.classify_json, JSON_HEADERS
+    if path == "/classify_batch":
+        return scorer.classify_batch_json, JSON_HEADERS
+    answer_type = ARROW_STREAM if ARROW_STREAM in (_header(scope, b"accept") or "") else JSON
+    handler = functools.partial(
+        scorer.classify_bulk, content_type=content_type, answer_type=answer_type
+    )
+    return handler, [(b"content-type", answer_type.encode())]
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -17,7 +17,7 @@ from features.encoder import FeatureEncoder
 from runners.base import FeatureMatrix, Probabilities
 from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
-from service.arrow_input import parse_applicant_arrow
+from service.arrow_io import ARROW_FILE, ARROW_STREAM, decisions_as_arrow, parse_applicant_arrow
 from service.column_checks import BulkColumns
 from service.csv_input import parse_applicant_csv
 from service.decisions import Thresholds
@@ -26,6 +26,8 @@ from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[Probabilities]]
 RETRY_AFTER_S = "1"
+JSON = "application/json"
+CSV = "text/csv"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -90,23 +92,23 @@ class CreditScorer:
         probabilities = await self.score_applicants(applicants)
         return orjson.dumps([self.decision(p) for p in probabilities.tolist()])
 
-    async def classify_bulk_json(self, body: bytes) -> bytes:
-        columns = _validate(ApplicantColumns, body)
-        return await self._classify_checked_columns(self.checked_columns(columns))
-
-    async def classify_bulk_csv(self, body: bytes) -> bytes:
-        return await self._classify_checked_columns(
-            parse_applicant_csv(body, self.limits.max_bulk_rows)
-        )
-
-    async def classify_bulk_arrow(self, body: bytes, content_type: str) -> bytes:
-        return await self._classify_checked_columns(
-            parse_applicant_arrow(body, content_type, self.limits.max_bulk_rows)
-        )
-
-    async def _classify_checked_columns(self, columns: BulkColumns) -> bytes:
-        probabilities = await self.score_columns(columns)
+    async def classify_bulk(
+        self, body: bytes, *, content_type: str = JSON, answer_type: str = JSON
+    ) -> bytes:
+        """A bulk body (column-wise JSON, CSV or Arrow IPC) -> the decisions, as column-wise
+        JSON or as an Arrow IPC stream."""
+        probabilities = await self.score_columns(self._bulk_columns(body, content_type))
+        if answer_type == ARROW_STREAM:
+            levels = self.thresholds.levels(probabilities)
+            return decisions_as_arrow(self.model_tag, probabilities, levels)
         return orjson.dumps(self.bulk_decisions(probabilities), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def _bulk_columns(self, body: bytes, content_type: str) -> BulkColumns | dict[str, Any]:
+        if content_type == CSV:
+            return parse_applicant_csv(body, self.limits.max_bulk_rows)
+        if content_type in (ARROW_STREAM, ARROW_FILE):
+            return parse_applicant_arrow(body, content_type, self.limits.max_bulk_rows)
+        return self.checked_columns(_validate(ApplicantColumns, body))
 
     def checked_columns(self, columns: ApplicantColumns) -> dict[str, Any]:
         """Equal lengths and the row limit; the values were validated by Pydantic."""

@@ -4,7 +4,7 @@ import io
 
 import pyarrow as pa
 
-from service.arrow_input import ARROW_FILE
+from service.arrow_io import ARROW_FILE
 
 
 def arrow_body(table: pa.Table, content_type: str) -> bytes:

@@ -10,7 +10,7 @@ import pytest
 
 from export.pipeline import ExportSummary
 from features.schema import CATEGORICAL_FIELDS, FIELDS
-from service.arrow_input import ARROW_FILE, ARROW_STREAM
+from service.arrow_io import ARROW_FILE, ARROW_STREAM
 from service.process import ServedProcess
 from tests.arrow_body import arrow_body
 
@@ -81,11 +81,21 @@ def test_bulk_larger_than_one_chunk_is_split_and_complete(
     )
 
 
-@pytest.mark.parametrize("content_type", [ARROW_STREAM, ARROW_FILE])
+@pytest.mark.parametrize(
+    ("content_type", "accept"),
+    [(ARROW_STREAM, ARROW_STREAM), (ARROW_FILE, "application/json")],
+    ids=["stream-in-arrow-out", "file-in-json-out"],
+)
 def test_classify_bulk_arrow(
-    server: ServedProcess, records, expected_probability, content_type: str
+    server: ServedProcess,
+    records,
+    expected_probability,
+    exported: ExportSummary,
+    content_type: str,
+    accept: str,
 ) -> None:
-    """100k rows (across the chunk boundary) as an Arrow body, categories dictionary-encoded."""
+    """100k rows (across the chunk boundary) as an Arrow body, categories dictionary-encoded;
+    the answer as Arrow or JSON, as the client asks."""
     index = np.arange(100_000) % len(records)
     table = pa.table(
         {
@@ -98,13 +108,21 @@ def test_classify_bulk_arrow(
     answer = httpx.post(
         f"{server.url}/classify_bulk",
         content=arrow_body(table, content_type),
-        headers={"content-type": content_type},
+        headers={"content-type": content_type, "accept": accept},
         timeout=120,
     )
     assert answer.status_code == 200, answer.text
-    body = answer.json()
-    np.testing.assert_allclose(body["probability"], expected_probability[index], atol=TOLERANCE)
-    assert body["status"] == [_status(p) for p in body["probability"]]
+    assert answer.headers["content-type"] == accept
+    if accept == ARROW_STREAM:
+        decisions = pa.ipc.open_stream(answer.content).read_all()
+        assert decisions.schema.metadata == {b"model": exported.onnx_tag.encode()}
+        assert decisions.column("probability").type == pa.float32()
+        probabilities = decisions.column("probability").to_numpy()
+        statuses = decisions.column("status").to_pylist()
+    else:
+        probabilities, statuses = answer.json()["probability"], answer.json()["status"]
+    np.testing.assert_allclose(probabilities, expected_probability[index], atol=TOLERANCE)
+    assert statuses == [_status(p) for p in probabilities]
 
 
 def test_bad_arrow_body_names_column_and_row(server: ServedProcess, records) -> None:

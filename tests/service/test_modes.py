@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from export.pipeline import ExportSummary
-from service.arrow_input import ARROW_STREAM
+from service.arrow_io import ARROW_STREAM
 from service.process import ServedProcess, served
 from tests.arrow_body import arrow_body
 

@@ -7,7 +7,8 @@ from sklearn.feature_extraction import DictVectorizer
 
 from features.encoder import CategoryCodes, FeatureEncoder
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
-from service.arrow_input import ARROW_FILE, ARROW_STREAM, parse_applicant_arrow
+from service.arrow_io import ARROW_FILE, ARROW_STREAM, decisions_as_arrow, parse_applicant_arrow
+from service.decisions import Thresholds
 from service.errors import RequestError
 from tests.arrow_body import arrow_body
 
@@ -156,3 +157,18 @@ def test_truncated_stream_is_400(table: pa.Table) -> None:
     body = arrow_body(table, ARROW_STREAM)
     error = _error(body[: len(body) // 2])
     assert error.status == 400
+
+
+def test_decisions_as_arrow_round_trip() -> None:
+    probabilities = np.array([0.1, 0.35, 0.9, 0.3, 0.5], dtype=np.float32)
+    levels = Thresholds(0.3, 0.5).levels(probabilities)
+    table = pa.ipc.open_stream(decisions_as_arrow("m:1", probabilities, levels)).read_all()
+    assert table.schema.metadata == {b"model": b"m:1"}
+    np.testing.assert_array_equal(table.column("probability").to_numpy(), probabilities)
+    assert table.column("status").to_pylist() == [
+        "APPROVED",
+        "MAYBE",
+        "DECLINED",
+        "APPROVED",
+        "MAYBE",
+    ]

@@ -1,18 +1,23 @@
-"""Apache Arrow bulk upload (IPC stream or file): the binary columnar body for batch jobs.
+"""Apache Arrow IPC bodies for bulk scoring: typed columns in (stream or file), decisions out.
 
 JSON bulk bodies cost more to parse and validate than the model costs to run (100k rows: ~63 ms
 of Pydantic against ~94 ms of XGBoost); an Arrow body arrives as typed columns, so the checks are
 array operations and the numbers are never text. Categorical columns may be plain or
-dictionary-encoded strings; Arrow's `index_in` turns them into category codes in C++.
+dictionary-encoded strings; Arrow's `index_in` turns them into category codes in C++. A client
+that sends `Accept: application/vnd.apache.arrow.stream` gets the decisions back as an Arrow
+stream too (probability float32, status dictionary-encoded; the model tag in the schema
+metadata): ~0.5 MB for 100k rows instead of ~3 MB of JSON, and nothing to parse.
 """
 
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS, categories
+from runners.base import Probabilities
 from service.column_checks import (
     BulkColumns,
     Problem,
@@ -23,6 +28,7 @@ from service.column_checks import (
     numeric_problem,
     raise_problems,
 )
+from service.decisions import STATUSES
 from service.errors import RequestError
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -76,3 +82,21 @@ def parse_applicant_arrow(body: bytes, content_type: str, max_rows: int) -> Bulk
         problems.append(problem)
     raise_problems(problems)
     return columns
+
+
+def decisions_as_arrow(
+    model_tag: str, probabilities: Probabilities, levels: npt.NDArray[np.int8]
+) -> bytes:
+    """An Arrow IPC stream: `probability` (float32) and `status` (dictionary of the three
+    statuses, indexed by `levels`), row i for applicant i."""
+    status = pa.DictionaryArray.from_arrays(
+        pa.array(levels, type=pa.int8()), pa.array(STATUSES.tolist(), type=pa.string())
+    )
+    table = pa.table(
+        {"probability": pa.array(probabilities, type=pa.float32()), "status": status},
+        metadata={"model": model_tag},
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
