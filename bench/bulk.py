@@ -16,7 +16,7 @@ from features.encoder import FeatureEncoder
 from features.schema import FIELDS
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
-from service.arrow_io import ARROW_STREAM
+from service.arrow_io import ARROW_STREAM, table_as_ipc
 
 SIZES = (1_000, 10_000, 100_000)
 Records = Sequence[Mapping[str, object]]
@@ -44,11 +44,7 @@ def csv_body(records: Records, rows: int) -> bytes:
 def arrow_body(records: Records, rows: int) -> bytes:
     """An Arrow IPC stream with the types Arrow infers (int64/double numbers, string
     categories), as a batch job writing a dataframe would send it."""
-    table = pa.table(_columns(records, rows))
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+    return table_as_ipc(pa.table(_columns(records, rows)))
 
 
 @dataclass(frozen=True)

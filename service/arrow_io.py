@@ -16,18 +16,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS, categories
+from features.schema import categories
 from runners.base import Probabilities
-from service.column_checks import (
-    BulkColumns,
-    Problem,
-    category_codes,
-    check_header,
-    check_row_count,
-    not_a_number,
-    numeric_problem,
-    raise_problems,
-)
+from service.column_checks import BulkColumns, Problem, checked_columns, not_a_number
 from service.decisions import STATUSES
 from service.errors import RequestError
 
@@ -51,37 +42,37 @@ def _cell_reader(column: pa.ChunkedArray) -> Callable[[int], object]:
 def parse_applicant_arrow(body: bytes, content_type: str, max_rows: int) -> BulkColumns:
     """Columns by field name (numeric as float64, categorical as codes), validated."""
     table = read_arrow_table(body, content_type)
-    check_header(table.column_names)
-    check_row_count(table.num_rows, max_rows)
-    problems: list[Problem | None] = []
-    columns: BulkColumns = {}
-    for name in NUMERIC_FIELDS:
+
+    def numeric(name: str) -> npt.NDArray[np.float64] | Problem:
         column = table.column(name)
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-            problems.append(not_a_number(name, 0, f"a column of type {column.type}"))
-            continue
+            return not_a_number(name, 0, f"a column of type {column.type}")
         # A null cell becomes NaN, which the bounds check names.
-        values = column.to_numpy().astype(np.float64, copy=False)
-        problems.append(numeric_problem(name, values))
-        columns[name] = values
-    for name in CATEGORICAL_FIELDS:
+        return column.to_numpy().astype(np.float64, copy=False)
+
+    def codes(name: str) -> tuple[npt.NDArray[np.integer], Callable[[int], object]] | Problem:
         column = table.column(name)
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            problems.append(
-                {
-                    "location": f"{name}[0]",
-                    "message": f"Input should be a string column; got type {column.type}",
-                }
-            )
-            continue
+            return {
+                "location": f"{name}[0]",
+                "message": f"Input should be a string column; got type {column.type}",
+            }
         allowed = pa.array(categories(name), type=column.type)
-        codes = pc.fill_null(pc.index_in(column, value_set=allowed), -1).to_numpy()
-        columns[name], problem = category_codes(name, codes, _cell_reader(column))
-        problems.append(problem)
-    raise_problems(problems)
-    return columns
+        found = pc.fill_null(pc.index_in(column, value_set=allowed), -1).to_numpy()
+        return found, _cell_reader(column)
+
+    return checked_columns(table.column_names, table.num_rows, max_rows, numeric, codes)
+
+
+def table_as_ipc(table: pa.Table, content_type: str = ARROW_STREAM) -> bytes:
+    """`table` as an Arrow IPC stream or file body."""
+    sink = pa.BufferOutputStream()
+    new = pa.ipc.new_file if content_type == ARROW_FILE else pa.ipc.new_stream
+    with new(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def decisions_as_arrow(
@@ -96,7 +87,4 @@ def decisions_as_arrow(
         {"probability": pa.array(probabilities, type=pa.float32()), "status": status},
         metadata={"model": model_tag},
     )
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return table_as_ipc(table)

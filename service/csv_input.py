@@ -5,21 +5,13 @@ category codes (pandas' Categorical), so encoding does no per-cell string lookup
 """
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS, categories
-from service.column_checks import (
-    BulkColumns,
-    Problem,
-    category_codes,
-    check_header,
-    check_row_count,
-    not_a_number,
-    numeric_problem,
-    raise_problems,
-)
+from service.column_checks import BulkColumns, Problem, checked_columns, not_a_number
 from service.errors import RequestError
 
 
@@ -35,22 +27,16 @@ def parse_applicant_csv(body: bytes, max_rows: int) -> BulkColumns:
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise RequestError(400, f"body: not a readable CSV ({error})") from error
-    check_header(frame.columns)
-    check_row_count(len(frame), max_rows)
-    problems: list[Problem | None] = []
-    columns: BulkColumns = {}
-    for name in NUMERIC_FIELDS:
+
+    def numeric(name: str) -> np.ndarray | Problem:
         column = frame[name]
         if column.dtype.kind not in "if":
             row = int(np.argmax(pd.to_numeric(column, errors="coerce").isna().to_numpy()))
-            problems.append(not_a_number(name, row, column.iloc[row]))
-            continue
-        values = column.to_numpy(dtype=np.float64)
-        problems.append(numeric_problem(name, values))
-        columns[name] = values
-    for name in CATEGORICAL_FIELDS:
-        codes = pd.Categorical(frame[name], categories=categories(name)).codes
-        columns[name], problem = category_codes(name, codes, frame[name].iloc.__getitem__)
-        problems.append(problem)
-    raise_problems(problems)
-    return columns
+            return not_a_number(name, row, column.iloc[row])
+        return column.to_numpy(dtype=np.float64)
+
+    def codes(name: str) -> tuple[np.ndarray, Callable[[int], object]]:
+        found = pd.Categorical(frame[name], categories=categories(name)).codes
+        return found, frame[name].iloc.__getitem__
+
+    return checked_columns(frame.columns, len(frame), max_rows, numeric, codes)

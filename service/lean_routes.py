@@ -44,11 +44,13 @@ class ClientGone(Exception):
 
 BULK_ROUTE = "/classify_bulk"  # the other routes' rows go through the batcher
 
+UPLOADS = (CSV, ARROW_STREAM, ARROW_FILE)  # bulk bodies only this middleware can read
+
 # path -> the body content types it reads
 ROUTES: dict[str, tuple[str, ...]] = {
     "/classify": (JSON,),
     "/classify_batch": (JSON,),
-    BULK_ROUTE: (JSON, CSV, ARROW_STREAM, ARROW_FILE),
+    BULK_ROUTE: (JSON, *UPLOADS),
 }
 
 
@@ -271,7 +273,7 @@ def _content_type(scope: Scope) -> str:
 def _is_upload(scope: Scope) -> bool:
     """A CSV or Arrow bulk body: only this middleware reads those, so it serves them even when
     the JSON routes go through BentoML's typed pipeline (CREDIT_RISK_LEAN_ROUTES=false)."""
-    return scope["path"] == BULK_ROUTE and _content_type(scope) in (CSV, ARROW_STREAM, ARROW_FILE)
+    return scope["path"] == BULK_ROUTE and _content_type(scope) in UPLOADS
 
 
 def _handler_for(scope: Scope, scorer: CreditScorer) -> tuple[Handler, list[Header]]:

@@ -7,10 +7,15 @@ from sklearn.feature_extraction import DictVectorizer
 
 from features.encoder import CategoryCodes, FeatureEncoder
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
-from service.arrow_io import ARROW_FILE, ARROW_STREAM, decisions_as_arrow, parse_applicant_arrow
+from service.arrow_io import (
+    ARROW_FILE,
+    ARROW_STREAM,
+    decisions_as_arrow,
+    parse_applicant_arrow,
+    table_as_ipc,
+)
 from service.decisions import Thresholds
 from service.errors import RequestError
-from tests.arrow_body import arrow_body
 
 MAX_ROWS = 1_000
 
@@ -28,7 +33,7 @@ def _error(body: bytes, content_type: str = ARROW_STREAM, max_rows: int = MAX_RO
 
 @pytest.mark.parametrize("content_type", [ARROW_STREAM, ARROW_FILE])
 def test_columns_encode_like_the_records(table: pa.Table, records, content_type: str) -> None:
-    columns = parse_applicant_arrow(arrow_body(table, content_type), content_type, MAX_ROWS)
+    columns = parse_applicant_arrow(table_as_ipc(table, content_type), content_type, MAX_ROWS)
     vectorizer = DictVectorizer(sparse=False).fit(records)
     encoder = FeatureEncoder(tuple(str(n) for n in vectorizer.get_feature_names_out()))
     expected = vectorizer.transform(records[:200]).astype(np.float32)
@@ -53,9 +58,9 @@ def test_narrow_and_dictionary_encoded_types_are_accepted(table: pa.Table) -> No
     )
     batches = narrow.to_batches(max_chunksize=64)
     assert len(batches) > 1
-    body = arrow_body(pa.Table.from_batches(batches), ARROW_STREAM)
+    body = table_as_ipc(pa.Table.from_batches(batches), ARROW_STREAM)
     got = parse_applicant_arrow(body, ARROW_STREAM, MAX_ROWS)
-    want = parse_applicant_arrow(arrow_body(table, ARROW_STREAM), ARROW_STREAM, MAX_ROWS)
+    want = parse_applicant_arrow(table_as_ipc(table, ARROW_STREAM), ARROW_STREAM, MAX_ROWS)
     for name in NUMERIC_FIELDS:
         np.testing.assert_array_equal(got[name], want[name])
     for name in CATEGORICAL_FIELDS:
@@ -118,7 +123,7 @@ def _with(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     ],
 )
 def test_bad_columns_are_named(table: pa.Table, change, status: int, named: str) -> None:
-    error = _error(arrow_body(change(table), ARROW_STREAM))
+    error = _error(table_as_ipc(change(table), ARROW_STREAM))
     assert error.status == status and named in error.message, error.message
 
 
@@ -128,13 +133,13 @@ def test_every_bad_column_is_listed(table: pa.Table) -> None:
         "age",
         pa.array([-1] * table.num_rows),
     )
-    error = _error(arrow_body(bad, ARROW_STREAM))
+    error = _error(table_as_ipc(bad, ARROW_STREAM))
     assert {d["location"] for d in error.details} == {"age[0]", "home[0]"}
     assert "(and 1 more)" in error.message
 
 
 def test_too_many_rows_is_413(table: pa.Table) -> None:
-    error = _error(arrow_body(table, ARROW_STREAM), max_rows=199)
+    error = _error(table_as_ipc(table, ARROW_STREAM), max_rows=199)
     assert error.status == 413 and "199" in error.message
 
 
@@ -154,7 +159,7 @@ def test_unreadable_bodies_are_400(body: bytes, content_type: str) -> None:
 
 
 def test_truncated_stream_is_400(table: pa.Table) -> None:
-    body = arrow_body(table, ARROW_STREAM)
+    body = table_as_ipc(table, ARROW_STREAM)
     error = _error(body[: len(body) // 2])
     assert error.status == 400
 

@@ -10,9 +10,8 @@ import pytest
 
 from export.pipeline import ExportSummary
 from features.schema import CATEGORICAL_FIELDS, FIELDS
-from service.arrow_io import ARROW_FILE, ARROW_STREAM
+from service.arrow_io import ARROW_FILE, ARROW_STREAM, table_as_ipc
 from service.process import ServedProcess
-from tests.arrow_body import arrow_body
 
 TOLERANCE = 1e-6
 
@@ -107,7 +106,7 @@ def test_classify_bulk_arrow(
     )
     answer = httpx.post(
         f"{server.url}/classify_bulk",
-        content=arrow_body(table, content_type),
+        content=table_as_ipc(table, content_type),
         headers={"content-type": content_type, "accept": accept},
         timeout=120,
     )
@@ -130,7 +129,7 @@ def test_bad_arrow_body_names_column_and_row(server: ServedProcess, records) -> 
     columns["job"][6] = "astronaut"
     answer = httpx.post(
         f"{server.url}/classify_bulk",
-        content=arrow_body(pa.table(columns), ARROW_STREAM),
+        content=table_as_ipc(pa.table(columns), ARROW_STREAM),
         headers={"content-type": ARROW_STREAM},
         timeout=30,
     )

@@ -9,9 +9,8 @@ import pyarrow as pa
 import pytest
 
 from export.pipeline import ExportSummary
-from service.arrow_io import ARROW_STREAM
+from service.arrow_io import ARROW_STREAM, table_as_ipc
 from service.process import ServedProcess, served
-from tests.arrow_body import arrow_body
 
 MODES = {
     "bentoml-batching": {"CREDIT_RISK_BATCHING": "bentoml"},
@@ -83,7 +82,7 @@ def test_mode_answers_match_in_process_predictions(
     table = pa.table({k: [r[k] for r in records[:3000]] for k in records[0]})
     arrow = httpx.post(
         f"{server.url}/classify_bulk",
-        content=arrow_body(table, ARROW_STREAM),
+        content=table_as_ipc(table, ARROW_STREAM),
         headers={"content-type": ARROW_STREAM},
         timeout=60,
     )
