@@ -11,6 +11,9 @@ a request that waited longer than `max_queue_delay_s` before dispatch is failed 
 late. Requests whose caller went away (cancelled future) are dropped before they cost a model call.
 No task or event per request: a flush is a plain loop callback, which keeps the per-request
 overhead to a future and a deque append.
+Under uvloop a freshly accepted connection is read in a loop iteration of its own, so a burst of
+requests on new connections runs as direct calls, one per tick; requests on kept-alive
+connections are what merge (benchmark clients and HTTP client pools keep connections alive).
 """
 
 import asyncio
