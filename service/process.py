@@ -1,10 +1,12 @@
 """Runs `bentoml serve` as a child process on a free loopback port (tests and benchmarks)."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -65,6 +67,24 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 20) -> int:
 
 
 @contextmanager
+def own_bentoml_home(shared: Path) -> Iterator[Path]:
+    """A BENTOML_HOME for one server that shares `shared`'s model store and bentos but not its
+    metrics: BentoML 1.4 keeps Prometheus multiprocess files in $BENTOML_HOME/
+    prometheus_multiproc_dir and empties that folder whenever a server starts, so a second server
+    on the same home wipes the first one's /metrics (its workers go on writing to deleted files)
+    and adds its own to them."""
+    home = Path(tempfile.mkdtemp(prefix="credit-risk-served-home-"))
+    try:
+        if shared.is_dir():
+            for entry in shared.iterdir():
+                if entry.name != "prometheus_multiproc_dir":
+                    (home / entry.name).symlink_to(entry.resolve())
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)  # removes the links, never what they point to
+
+
+@contextmanager
 def served(
     env: Mapping[str, str] | None = None,
     *,
@@ -76,25 +96,31 @@ def served(
     cwd: Path = PROJECT_ROOT,
 ) -> Iterator[ServedProcess]:
     """A ready server; raises RuntimeError with the server's log if it never gets ready."""
-    port = free_port()
-    argv = command or [
-        sys.executable, "-m", "bentoml", "serve", service,
-        "--host", "127.0.0.1", "--port", str(port), *extra_args,
-    ]  # fmt: skip
-    argv = [part.replace("{port}", str(port)) for part in argv]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", **(env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = ServedProcess(process, port, log_path)
-    try:
-        if not wait_ready(server.url, process, ready_timeout_s):
-            raise RuntimeError(f"server on port {port} never became ready:\n{server.log()[-4000:]}")
-        yield server
-    finally:
-        stop(process)
+    env = dict(env or {})
+    shared_home = env.get("BENTOML_HOME") or os.environ.get("BENTOML_HOME")
+    with own_bentoml_home(Path(shared_home) if shared_home else Path.home() / "bentoml") as home:
+        env["BENTOML_HOME"] = str(home)
+        port = free_port()
+        argv = command or [
+            sys.executable, "-m", "bentoml", "serve", service,
+            "--host", "127.0.0.1", "--port", str(port), *extra_args,
+        ]  # fmt: skip
+        argv = [part.replace("{port}", str(port)) for part in argv]
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env={**os.environ, "BENTOML_DO_NOT_TRACK": "true", **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = ServedProcess(process, port, log_path)
+        try:
+            if not wait_ready(server.url, process, ready_timeout_s):
+                raise RuntimeError(
+                    f"server on port {port} never became ready:\n{server.log()[-4000:]}"
+                )
+            yield server
+        finally:
+            stop(process)

@@ -1,4 +1,4 @@
-"""Reliability fixtures: a deliberately slow model and /metrics readers.
+"""Reliability fixtures: a deliberately slow model.
 
 The slow model is the exported model plus a large matrix product whose result is multiplied by
 zero and added to the probabilities: the same answers, but every model call takes about
@@ -8,7 +8,6 @@ server. The matrix is sized by timing one product on this machine: a fixed size 
 2-core VM and 0.28 s on another, where tests that time out clients at 0.4 s behind it broke.
 """
 
-import re
 import time
 from pathlib import Path
 
@@ -90,14 +89,3 @@ def slow_model_tag(exported: ExportSummary) -> str:
         slow = slow_onnx_model(onnx.load(str(source)), slow_matrix_side())
         onnx.save_model(slow, model.path_of("model.onnx"))
     return str(model.tag)
-
-
-def metric_total(metrics: str, name: str, **labels: str) -> float:
-    """Sum of a Prometheus sample over every label set that has these label values."""
-    total = 0.0
-    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.M)
-    for match in pattern.finditer(metrics):
-        label_text = match.group(1) or ""
-        if all(f'{key}="{value}"' in label_text for key, value in labels.items()):
-            total += float(match.group(2))
-    return total

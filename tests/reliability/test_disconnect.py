@@ -26,7 +26,7 @@ from service.decisions import Thresholds
 from service.lean_routes import ClientGone, DisconnectWatch, LeanRoutesMiddleware, ScorerHolder
 from service.process import served
 from service.scoring import CreditScorer, Limits
-from tests.reliability.conftest import metric_total
+from tests.metrics_text import metric_total
 
 Message = dict[str, object]
 

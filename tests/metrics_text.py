@@ -1,0 +1,14 @@
+"""Reading Prometheus text from a server's /metrics in tests."""
+
+import re
+
+
+def metric_total(metrics: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus sample over every label set that has these label values."""
+    total = 0.0
+    pattern = re.compile(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", re.M)
+    for match in pattern.finditer(metrics):
+        label_text = match.group(1) or ""
+        if all(f'{key}="{value}"' in label_text for key, value in labels.items()):
+            total += float(match.group(2))
+    return total
