@@ -73,12 +73,13 @@ def own_bentoml_home(shared: Path) -> Iterator[Path]:
     prometheus_multiproc_dir and empties that folder whenever a server starts, so a second server
     on the same home wipes the first one's /metrics (its workers go on writing to deleted files)
     and adds its own to them."""
+    for store in ("models", "bentos"):  # linked even when empty: what the server saves lands here
+        (shared / store).mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="credit-risk-served-home-"))
     try:
-        if shared.is_dir():
-            for entry in shared.iterdir():
-                if entry.name != "prometheus_multiproc_dir":
-                    (home / entry.name).symlink_to(entry.resolve())
+        for entry in shared.iterdir():
+            if entry.name != "prometheus_multiproc_dir":
+                (home / entry.name).symlink_to(entry.resolve())
         yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)  # removes the links, never what they point to

@@ -23,6 +23,14 @@ def test_own_home_shares_the_store_but_not_the_metrics_folder(tmp_path: Path) ->
     assert (shared / "prometheus_multiproc_dir").is_dir()
 
 
+def test_own_home_links_a_store_that_does_not_exist_yet(tmp_path: Path) -> None:
+    """`make serve` on an empty store exports into it from inside the served command."""
+    shared = tmp_path / "empty"
+    with own_bentoml_home(shared) as home:
+        (home / "models" / "saved").write_text("model")
+    assert (shared / "models" / "saved").read_text() == "model"
+
+
 def test_a_second_server_on_the_same_store_leaves_the_first_ones_metrics(
     server: ServedProcess, exported, records, tmp_path: Path
 ) -> None:
