@@ -3,6 +3,7 @@
 `bentoml serve service.app:CreditRiskService` (or `bentoml serve` with bentofile.yaml).
 """
 
+import asyncio
 import gc
 import logging
 import os
@@ -125,8 +126,11 @@ class CreditRiskService:
 
     async def _remote_predict(self, features: np.ndarray) -> np.ndarray:
         """One call through BentoML's dispatcher in the model service (endpoints resolve late)."""
+        deadline_s = settings.model_service_timeout_s
         try:
-            return await self.model_service.to_async.predict(features)
+            return await asyncio.wait_for(self.model_service.to_async.predict(features), deadline_s)
+        except TimeoutError as error:
+            raise OverloadedError(f"model service did not answer within {deadline_s}s") from error
         except bentoml.exceptions.ServiceUnavailable as error:  # its dispatcher shed the load
             raise OverloadedError(f"model service overloaded: {error}") from error
         except Exception as error:  # any other failure of the dependency: unavailable, not 500

@@ -57,6 +57,12 @@ class ServiceSettings(BaseSettings):
         description="max_latency_ms of BentoML's batchable API (batching=bentoml): its "
         "dispatcher refuses requests it predicts would exceed this.",
     )
+    model_service_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="batching=bentoml: a call to the model service not answered in this long "
+        "gets a 503 with Retry-After, instead of holding the request until the request timeout.",
+    )
     bulk_chunk_rows: int = Field(65_536, ge=1, description="Bulk inputs run in chunks of this.")
     bulk_threads: int = Field(
         0,
