@@ -173,7 +173,7 @@ def _single_request_latency(server: ServedProcess, record: dict[str, object]) ->
 
 
 def _report(
-    name: str, capacity: LoadResult, load: LoadResult, connections: int, rss: PeakRss
+    name: str, capacity: tuple[int, LoadResult], load: LoadResult, connections: int, rss: PeakRss
 ) -> str:
     refused = load.statuses[503] + load.statuses[429]
     few, capacity_load = capacity
