@@ -14,7 +14,6 @@ answer is read from its own connection, so a swapped answer fails the test.
 
 import asyncio
 import contextlib
-import re
 import signal
 from collections.abc import Iterator
 
@@ -24,6 +23,7 @@ import orjson
 import psutil
 
 from service.process import ServedProcess
+from tests.metrics_text import metric_total
 
 CONCURRENT = 600
 ROUNDS = 3
@@ -33,13 +33,10 @@ PAUSE_S = 0.2  # long enough for every write to land in the paused workers' sock
 def _merged(metrics_text: str) -> np.ndarray:
     """(model calls that merged more than one request, requests they answered), summed over
     workers, from the credit_risk_batch_requests histogram."""
-
-    def total(pattern: str) -> float:
-        return sum(float(v) for v in re.findall(pattern, metrics_text, re.M))
-
-    calls = total(r"^credit_risk_batch_requests_count\S* (\S+)$")
-    requests = total(r"^credit_risk_batch_requests_sum\S* (\S+)$")
-    single = total(r'^credit_risk_batch_requests_bucket\{[^}]*le="1\.0"[^}]*\} (\S+)$')
+    name = "credit_risk_batch_requests"
+    calls = metric_total(metrics_text, f"{name}_count")
+    requests = metric_total(metrics_text, f"{name}_sum")
+    single = metric_total(metrics_text, f"{name}_bucket", le="1.0")
     return np.array([calls - single, requests - single])
 
 
