@@ -5,7 +5,7 @@
     python -m bench.http --modes onnx-adaptive,flask-gunicorn --users 64
     python -m bench.report                # then: bench/REPORT.md and plots from the JSON
 
-For every mode: start the server (`service.process.served`), check its answers against in-process
+For every mode: start the server (`harness.process.served`), check its answers against in-process
 ONNX Runtime, run Locust's ClassifyUser at each user count (plus wrk at 64 connections when
 installed), stop the server. For the default server also bulk scoring: one request at a time at
 1k/10k/100k rows, two concurrent BulkUsers at 10k rows, and the engines alone in-process.
@@ -33,8 +33,8 @@ from bench.modes import DEFAULT_MODES, OURS, Mode, select
 from export.dataset import applicant_records, load_applicants
 from export.pipeline import run_export
 from features.encoder import FeatureEncoder
+from harness.process import served
 from runners.onnx_runner import OnnxRunner
-from service.process import served
 
 RESULTS = Path(__file__).parent / "results"
 USERS = (1, 16, 64, 256)

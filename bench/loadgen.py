@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from service.process import PROJECT_ROOT
+from harness.process import PROJECT_ROOT
 
 LOCUSTFILE = Path(__file__).parent / "locustfile.py"
 GRACE_S = 60  # start-up, ramp-up, stop timeout and CSV writing on top of --run-time

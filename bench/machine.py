@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from service.process import PROJECT_ROOT
+from harness.process import PROJECT_ROOT
 
 PACKAGES = ("bentoml", "onnxruntime", "xgboost", "locust", "gunicorn", "flask")
 

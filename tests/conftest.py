@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 
 from export.dataset import applicant_records, load_applicants  # noqa: E402
 from export.pipeline import ExportSummary, run_export  # noqa: E402
-from service.process import ServedProcess, served  # noqa: E402
+from harness.process import ServedProcess, served  # noqa: E402
 
 
 @pytest.fixture(scope="session")

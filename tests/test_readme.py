@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from service.process import PROJECT_ROOT, served
+from harness.process import PROJECT_ROOT, served
 from service.schemas import APPLICANT_EXAMPLE
 
 

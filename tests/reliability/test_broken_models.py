@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 
 from export.pipeline import ExportSummary, run_export
-from service.process import PROJECT_ROOT, free_port, served
+from harness.process import PROJECT_ROOT, free_port, served
 
 
 def _broken_copy(

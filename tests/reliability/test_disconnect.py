@@ -19,12 +19,12 @@ import uvloop
 
 from export.pipeline import ExportSummary
 from features.encoder import FeatureEncoder
+from harness.process import served
 from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
 from runners.onnx_runner import OnnxRunner
 from service.decisions import Thresholds
 from service.lean_routes import ClientGone, DisconnectWatch, LeanRoutesMiddleware, ScorerHolder
-from service.process import served
 from service.scoring import CreditScorer, Limits
 from tests.metrics_text import metric_total
 

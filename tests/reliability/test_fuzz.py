@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from service.process import ServedProcess
+from harness.process import ServedProcess
 from service.schemas import APPLICANT_EXAMPLE
 
 EXAMPLES_PER_MODE = 180  # x 3 routes x 2 modes = 1,080 generated requests

@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 
 from export.pipeline import ExportSummary
-from service.process import served
+from harness.process import served
 
 
 def _corrupt(record: dict[str, object], rng: random.Random) -> dict[str, object]:

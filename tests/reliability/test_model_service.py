@@ -4,7 +4,7 @@ from pathlib import Path
 
 import httpx
 
-from service.process import served
+from harness.process import served
 
 
 def test_a_late_model_service_answer_is_a_503_with_retry_after(

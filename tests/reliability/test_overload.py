@@ -23,7 +23,7 @@ import pytest
 import uvloop
 
 from export.pipeline import ExportSummary
-from service.process import ServedProcess, served
+from harness.process import ServedProcess, served
 
 BATCH_SIZE = (
     100  # applicants per /classify_batch request: validation makes the server the bottleneck

@@ -5,7 +5,7 @@ import math
 import httpx
 import pytest
 
-from service.process import ServedProcess
+from harness.process import ServedProcess
 
 GOOD = {
     "seniority": 3, "home": "owner", "time": 36, "age": 26, "marital": "single", "records": "no",

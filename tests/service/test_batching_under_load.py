@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import psutil
 
-from service.process import ServedProcess
+from harness.process import ServedProcess
 from tests.metrics_text import metric_total
 
 CONCURRENT = 600

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from export.pipeline import ExportSummary
-from service.process import PROJECT_ROOT, served
+from harness.process import PROJECT_ROOT, served
 from service.schemas import APPLICANT_EXAMPLE
 
 

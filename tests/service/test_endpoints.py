@@ -10,8 +10,8 @@ import pytest
 
 from export.pipeline import ExportSummary
 from features.schema import CATEGORICAL_FIELDS, FIELDS
+from harness.process import ServedProcess
 from service.arrow_io import ARROW_FILE, ARROW_STREAM, table_as_ipc
-from service.process import ServedProcess
 
 TOLERANCE = 1e-6
 

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 
 from export.pipeline import ExportSummary
+from harness.process import ServedProcess, served
 from service.arrow_io import ARROW_STREAM, table_as_ipc
-from service.process import ServedProcess, served
 
 MODES = {
     "bentoml-batching": {"CREDIT_RISK_BATCHING": "bentoml"},

@@ -1,10 +1,10 @@
-"""service.process: each served process gets a BENTOML_HOME of its own for its metrics."""
+"""harness.process: each served process gets a BENTOML_HOME of its own for its metrics."""
 
 from pathlib import Path
 
 import httpx
 
-from service.process import ServedProcess, own_bentoml_home, served
+from harness.process import ServedProcess, own_bentoml_home, served
 from tests.metrics_text import metric_total
 
 DIRECT_CALLS = "credit_risk_model_seconds_count"

@@ -1,0 +1,1 @@
+"""Test and benchmark harness (not shipped): real servers on loopback, raw-socket clients."""
