@@ -18,6 +18,23 @@ NUMERIC_FIELDS: Final[tuple[str, ...]] = (
     "price",
 )
 
+MONEY_MAX: Final[float] = 1e9
+# Numeric ranges (low, high, description), both ends allowed. Every row of the CreditScoring data
+# validates; the bounds refuse only the impossible (negative money, a minor, a 100-year job) so a
+# real applicant is never turned away.
+NUMERIC_BOUNDS: Final[dict[str, tuple[float, float, str]]] = {
+    "seniority": (0, 80, "Years with the current employer."),
+    "time": (0, 600, "Requested loan term, months."),
+    "age": (18, 120, "Applicant age, years."),
+    "expenses": (0, MONEY_MAX, "Monthly expenses."),
+    "income": (0, MONEY_MAX, "Monthly income (0 if unknown)."),
+    "assets": (0, MONEY_MAX, "Assets (0 if unknown)."),
+    "debt": (0, MONEY_MAX, "Debt (0 if unknown)."),
+    "amount": (0, MONEY_MAX, "Requested amount."),
+    "price": (0, MONEY_MAX, "Price of the purchased good."),
+}
+assert set(NUMERIC_BOUNDS) == set(NUMERIC_FIELDS)
+
 # Category names per coded column, exactly as the course (ML Zoomcamp module 6) maps them.
 CATEGORY_CODES: Final[dict[str, dict[int, str]]] = {
     "home": {1: "rent", 2: "owner", 3: "private", 4: "ignore", 5: "parents", 6: "other", 0: "unk"},

@@ -8,9 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from features.encoder import CategoryCodes
-from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS, categories
+from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_BOUNDS, NUMERIC_FIELDS, categories
 from service.errors import MAX_DETAILS, RequestError, too_large
-from service.schemas import NUMERIC_BOUNDS
 
 Problem = dict[str, str]
 # Checked columns by field name: numeric ones as float64 arrays, categorical ones as codes.

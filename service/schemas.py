@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS, categories
+from features.schema import CATEGORICAL_FIELDS, NUMERIC_BOUNDS, categories
 
 
 def _category_enum(field: str) -> type[StrEnum]:
@@ -42,21 +42,6 @@ def _number(low: float, high: float, description: str) -> Any:
     return Field(strict=True, allow_inf_nan=False, ge=low, le=high, description=description)
 
 
-MONEY_MAX = 1e9
-# Numeric ranges: every row of the CreditScoring data validates; the bounds refuse only the
-# impossible (negative money, a minor, a 100-year job) so a real applicant is never turned away.
-NUMERIC_BOUNDS: dict[str, tuple[float, float, str]] = {
-    "seniority": (0, 80, "Years with the current employer."),
-    "time": (0, 600, "Requested loan term, months."),
-    "age": (18, 120, "Applicant age, years."),
-    "expenses": (0, MONEY_MAX, "Monthly expenses."),
-    "income": (0, MONEY_MAX, "Monthly income (0 if unknown)."),
-    "assets": (0, MONEY_MAX, "Assets (0 if unknown)."),
-    "debt": (0, MONEY_MAX, "Debt (0 if unknown)."),
-    "amount": (0, MONEY_MAX, "Requested amount."),
-    "price": (0, MONEY_MAX, "Price of the purchased good."),
-}
-assert set(NUMERIC_BOUNDS) == set(NUMERIC_FIELDS)
 
 APPLICANT_EXAMPLE: dict[str, Any] = {
     "seniority": 3,
