@@ -16,7 +16,8 @@ from features.encoder import FeatureEncoder
 from features.schema import FIELDS
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
-from service.arrow_io import ARROW_STREAM, table_as_ipc
+from service.arrow_io import table_as_ipc
+from service.http.media import ARROW_STREAM
 
 SIZES = (1_000, 10_000, 100_000)
 Records = Sequence[Mapping[str, object]]

@@ -64,12 +64,6 @@ MODES: tuple[Mode, ...] = (
     ),
     # Optional ablations, run only when named in --modes.
     Mode(
-        "onnx-adaptive-bentoml-routes",
-        "default server with the lean routes off (BentoML's own @bentoml.api pipeline)",
-        {"CREDIT_RISK_LEAN_ROUTES": "false"},
-        default=False,
-    ),
-    Mode(
         "xgboost-adaptive-offload",
         "native XGBoost + adaptive batcher, model calls in a worker thread",
         {"CREDIT_RISK_ENGINE": "xgboost", "CREDIT_RISK_OFFLOAD_MODEL_CALLS": "true"},

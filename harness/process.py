@@ -96,8 +96,11 @@ def served(
     command: list[str] | None = None,
     cwd: Path = PROJECT_ROOT,
 ) -> Iterator[ServedProcess]:
-    """A ready server; raises RuntimeError with the server's log if it never gets ready."""
-    env = dict(env or {})
+    """A ready server; raises RuntimeError with the server's log if it never gets ready.
+
+    Unless `env` sets it, the server stops without a SIGTERM drain delay (tests start and stop
+    dozens of servers; those that test draining set CREDIT_RISK_DRAIN_DELAY_S)."""
+    env = {"CREDIT_RISK_DRAIN_DELAY_S": "0", **(env or {})}
     shared_home = env.get("BENTOML_HOME") or os.environ.get("BENTOML_HOME")
     with own_bentoml_home(Path(shared_home) if shared_home else Path.home() / "bentoml") as home:
         env["BENTOML_HOME"] = str(home)

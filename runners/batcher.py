@@ -121,15 +121,13 @@ class AdaptiveBatcher:
         loop.call_soon(self._end_tick)
         started = time.perf_counter()
         probabilities = self._predict(rows)
-        self._observe(
-            loop, BatchRecord(1, len(rows), 0.0, time.perf_counter() - started, direct=True)
-        )
+        self._observe(BatchRecord(1, len(rows), 0.0, time.perf_counter() - started, direct=True))
         return probabilities
 
-    def _observe(self, loop: asyncio.AbstractEventLoop, record: BatchRecord) -> None:
-        """Metrics are written on the next tick, after the answers are on their way."""
+    def _observe(self, record: BatchRecord) -> None:
+        """The observer must be cheap (it runs before the answers are sent)."""
         if self._observer is not None:
-            loop.call_soon(self._observer, record)
+            self._observer(record)
 
     def _end_tick(self) -> None:
         self._tick_taken = False
@@ -186,7 +184,7 @@ class AdaptiveBatcher:
             except Exception as error:
                 _fail(batch, error)
             else:
-                self._deliver(loop, batch, probabilities, started)
+                self._deliver(batch, probabilities, started)
 
     def _start_offloaded(
         self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: list[_Pending]
@@ -213,13 +211,12 @@ class AdaptiveBatcher:
         if error is not None:
             _fail(batch, error)
         else:
-            self._deliver(loop, batch, done.result(), started)
+            self._deliver(batch, done.result(), started)
         if self._queue:
             self._flush(loop)
 
     def _deliver(
         self,
-        loop: asyncio.AbstractEventLoop,
         batch: list[_Pending],
         probabilities: Probabilities,
         started: float,
@@ -232,7 +229,6 @@ class AdaptiveBatcher:
                 pending.future.set_result(probabilities[offset : offset + n])
             offset += n
         self._observe(
-            loop,
             BatchRecord(
                 requests=len(batch),
                 rows=offset,

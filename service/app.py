@@ -1,6 +1,11 @@
 """The BentoML service: typed endpoints, health/readiness, metrics, OpenAPI docs.
 
 `bentoml serve service.app:CreditRiskService` (or `bentoml serve` with bentofile.yaml).
+
+Over HTTP every scoring route is answered by the front door (service/http/), which stands in
+front of BentoML's app in each worker; the typed `@bentoml.api` methods below describe those
+routes for the OpenAPI document, Swagger and BentoML's clients, and answer in-process callers
+through the same scorer.
 """
 
 import asyncio
@@ -19,20 +24,28 @@ from runners.device import DeviceUnavailableError
 from runners.model_store import ModelLoadError
 from service import bentoml_fixes
 from service.errors import RequestError
-from service.lean_routes import LeanRoutesMiddleware, ScorerHolder
 from service.schemas import Applicant, ApplicantBatch, ApplicantColumns, BulkDecisions, Decision
 from service.settings import get_settings
-from service.wiring import build_worker, load_engines
+from service.wiring import build_front_door, build_worker, load_engines, open_front_door
 
 logger = logging.getLogger("credit_risk")
 settings = get_settings()
-bentoml_fixes.apply()
+
+
+def _refuse_to_start(reason: object) -> None:
+    print(f"credit-risk: cannot serve: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 
 
 def _preflight() -> None:
-    """Load the configured models once before any worker starts: a missing tag, a corrupt or
-    mismatched ONNX file or a failed parity record stops `bentoml serve` with one clear line
-    instead of workers restarting forever behind a readiness probe that never turns green."""
+    """Check once, before any worker starts, what would otherwise make workers restart forever
+    behind a readiness probe that never turns green: the BentoML version this server's patches
+    were tested with, and the configured models (a missing tag, a corrupt or mismatched ONNX
+    file, a failed parity record). One clear line, exit code 2."""
+    try:
+        bentoml_fixes.check_version()
+    except bentoml_fixes.UntestedBentoMLError as error:
+        _refuse_to_start(error)
     cores = os.cpu_count() or 1
     if settings.workers * settings.model_threads > cores:
         logger.warning(
@@ -44,26 +57,23 @@ def _preflight() -> None:
     try:
         load_engines(settings)
     except (ModelLoadError, DeviceUnavailableError) as error:
-        print(f"credit-risk: cannot serve: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        _refuse_to_start(error)
 
 
 if server_context.worker_index is None:  # the `bentoml serve` parent, not a worker
     _preflight()
+bentoml_fixes.apply()
+front_door = build_front_door(settings)  # one per process; opened when the worker's models load
 
 
 class BadRequest(bentoml.exceptions.BentoMLException):
-    """A RequestError raised on the typed BentoML path, carrying its HTTP status."""
+    """A RequestError raised on an in-process call of a typed method, with its HTTP status."""
 
     def __init__(self, error: RequestError) -> None:
+        from http import HTTPStatus
+
         super().__init__(str(error))
-        self.error_code = _status(error.status)
-
-
-def _status(code: int) -> Any:
-    from http import HTTPStatus
-
-    return HTTPStatus(code)
+        self.error_code = HTTPStatus(error.status)
 
 
 @bentoml.service(
@@ -106,23 +116,28 @@ class CreditRiskService:
             settings, self._remote_predict if settings.batching == "bentoml" else None
         )
         self.scorer = self.worker.scorer
-        ScorerHolder.scorer = self.scorer
-        ScorerHolder.batcher = self.worker.batcher
-        ScorerHolder.info = self.worker.info()
+        open_front_door(front_door, self.worker)
+        front_door.drain.install(asyncio.get_running_loop())  # this runs in the main thread
         logger.warning(
-            "serving %s: engine=%s device=%s batching=%s lean_routes=%s",
+            "serving %s: engine=%s device=%s batching=%s",
             self.scorer.model_tag,
             self.worker.runner.engine,
             self.worker.runner.device,
             settings.batching,
-            settings.lean_routes,
         )
         # Start-up objects live forever: keep them out of every later GC pass, and collect
-        # less often: with Python's default thresholds, GC pauses were the whole p99 tail
-        # (wrk, 64 connections, 1 worker: p99 76 ms with defaults, 16 ms with these).
+        # less often (Python's default thresholds made GC pauses the whole p99 tail).
         gc.collect()
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
+
+    @bentoml.on_shutdown
+    async def close(self) -> None:
+        """After the last request: write the metrics still buffered, free the engines' threads."""
+        self.worker.metrics.flush()
+        self.scorer.close()
+        if self.worker.batcher is not None:
+            await self.worker.batcher.close()
 
     async def _remote_predict(self, features: np.ndarray) -> np.ndarray:
         """One call through BentoML's dispatcher in the model service (endpoints resolve late)."""
@@ -134,17 +149,17 @@ class CreditRiskService:
         except bentoml.exceptions.ServiceUnavailable as error:  # its dispatcher shed the load
             raise OverloadedError(f"model service overloaded: {error}") from error
         except Exception as error:  # any other failure of the dependency: unavailable, not 500
-            logger.warning("model service call failed: %r", error)
+            logger.warning("model service call failed: %s", type(error).__name__)
             raise OverloadedError(f"model service unavailable: {type(error).__name__}") from error
 
-    def __is_ready__(self) -> bool:
-        return ScorerHolder.scorer is self.scorer
+    async def __is_ready__(self) -> bool:
+        """False from SIGTERM on, so balancers stop sending while the worker drains."""
+        return front_door.ready
 
     @bentoml.api(route="/classify", input_spec=Applicant, output_spec=Decision)
     async def classify(self, **fields: Any) -> Decision:
         """Score one applicant (the body is the applicant object itself)."""
-        applicant = Applicant.model_construct(**fields)
-        probabilities = await self._score([applicant])
+        probabilities = await self._score([Applicant.model_construct(**fields)])
         return Decision(**self.scorer.decision(float(probabilities[0])))
 
     @bentoml.api(route="/classify_batch", input_spec=ApplicantBatch)
@@ -179,8 +194,4 @@ class CreditRiskService:
             raise BadRequest(error) from error
 
 
-CreditRiskService.add_asgi_middleware(  # type: ignore[attr-defined]
-    LeanRoutesMiddleware,
-    enabled=settings.lean_routes,
-    max_bulk_bytes_in_flight=settings.max_bulk_bytes_in_flight,
-)
+bentoml_fixes.serve_behind(CreditRiskService, front_door.wrap)

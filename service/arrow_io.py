@@ -22,26 +22,25 @@ from service.column_checks import BulkColumns, Problem, checked_columns, not_a_n
 from service.decisions import STATUSES
 from service.errors import RequestError
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
-ARROW_FILE = "application/vnd.apache.arrow.file"
 
-
-def read_arrow_table(body: bytes, content_type: str) -> pa.Table:
+def read_arrow_table(body: bytes, file_format: bool) -> pa.Table:
+    """An Arrow IPC stream (or, with `file_format`, an IPC file) as a table."""
+    kind = "file" if file_format else "stream"
     try:
-        if content_type == ARROW_FILE:
+        if file_format:
             return pa.ipc.open_file(pa.BufferReader(body)).read_all()
         return pa.ipc.open_stream(pa.BufferReader(body)).read_all()
     except (pa.ArrowException, ValueError, OSError) as error:
-        raise RequestError(400, f"body: not a readable Arrow {content_type} ({error})") from error
+        raise RequestError(400, f"body: not a readable Arrow IPC {kind} ({error})") from error
 
 
 def _cell_reader(column: pa.ChunkedArray) -> Callable[[int], object]:
     return lambda row: column[row].as_py()
 
 
-def parse_applicant_arrow(body: bytes, content_type: str, max_rows: int) -> BulkColumns:
+def parse_applicant_arrow(body: bytes, file_format: bool, max_rows: int) -> BulkColumns:
     """Columns by field name (numeric as float64, categorical as codes), validated."""
-    table = read_arrow_table(body, content_type)
+    table = read_arrow_table(body, file_format)
 
     def numeric(name: str) -> npt.NDArray[np.float64] | Problem:
         column = table.column(name)
@@ -66,10 +65,10 @@ def parse_applicant_arrow(body: bytes, content_type: str, max_rows: int) -> Bulk
     return checked_columns(table.column_names, table.num_rows, max_rows, numeric, codes)
 
 
-def table_as_ipc(table: pa.Table, content_type: str = ARROW_STREAM) -> bytes:
-    """`table` as an Arrow IPC stream or file body."""
+def table_as_ipc(table: pa.Table, file_format: bool = False) -> bytes:
+    """`table` as an Arrow IPC stream (or, with `file_format`, an IPC file) body."""
     sink = pa.BufferOutputStream()
-    new = pa.ipc.new_file if content_type == ARROW_FILE else pa.ipc.new_stream
+    new = pa.ipc.new_file if file_format else pa.ipc.new_stream
     with new(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())

@@ -1,26 +1,63 @@
-"""A fix for BentoML 1.4's request-timeout middleware, applied when the service is imported.
+"""Every place this project touches BentoML's internals, for exactly one BentoML version.
 
-BentoML's `TimeoutMiddleware` arms `loop.call_later(timeout, ...)` for every request and never
-cancels it: each answered request leaves a timer (with its future and context, 5 GC-tracked
-objects) alive for the whole request timeout. At 12,000 req/s and a 30 s timeout that is ~360,000
-live timers: every young-generation GC pass found ~50,000 survivors (~9 ms each) and every
-middle-generation pass walked ~1 M objects (270-830 ms with nothing to free), which was the whole
-p99 tail under wrk at 64 connections (p99 195-830 ms, 1 worker; 11 ms with this fix).
-The replacement behaves the same (504 after `timeout` seconds if the response has not started)
-and cancels its timer as soon as the response starts or the request ends.
+- `check_version`: the server refuses to start on a BentoML other than `TESTED_BENTOML` (the
+  version pinned in pyproject.toml and locked in the bentofiles), since what follows depends on
+  its private code.
+- `serve_behind`: BentoML builds each API worker's ASGI app with `Service.to_asgi()` and hands it
+  to uvicorn; the front door (service/http/) is put in front of that app there, so it stands
+  outside BentoML's middleware chain.
+- `TimerCancellingTimeoutMiddleware`: BentoML's request-timeout middleware arms a timer per
+  request and never cancels it (each answered request left a timer, its future and context
+  alive for the whole 30 s timeout, which GC passes then walked); the replacement cancels it as
+  soon as the response starts or the request ends, and still answers 504 after `timeout`.
+
+tests/service/test_bentoml_fixes.py fails when upstream changes any of these internals.
 """
 
 import asyncio
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
+import bentoml
+from _bentoml_sdk.service.factory import Service
 from bentoml._internal.server.http import traffic
 from starlette.responses import JSONResponse
 
 logger = logging.getLogger("credit_risk")
 
+TESTED_BENTOML = "1.4.40"
+
 Scope = MutableMapping[str, Any]
+AppWrapper = Callable[[Any], Any]
+
+
+class UntestedBentoMLError(RuntimeError):
+    pass
+
+
+def check_version(version: str = bentoml.__version__) -> None:
+    if version != TESTED_BENTOML:
+        raise UntestedBentoMLError(
+            f"BentoML {version} is installed, but this server patches BentoML internals tested "
+            f"only with {TESTED_BENTOML}: install bentoml=={TESTED_BENTOML}"
+        )
+
+
+_ORIGINAL_TO_ASGI = Service.to_asgi
+_WRAPPERS: dict[int, AppWrapper] = {}  # id(service) -> what stands in front of its app
+
+
+def _to_asgi(self: Service[Any], is_main: bool = True) -> Any:
+    app = _ORIGINAL_TO_ASGI(self, is_main)
+    wrap = _WRAPPERS.get(id(self))
+    return app if wrap is None else wrap(app)
+
+
+def serve_behind(service: Service[Any], wrap: AppWrapper) -> None:
+    """Make every worker of `service` serve `wrap(BentoML's ASGI app)`."""
+    _WRAPPERS[id(service)] = wrap
+    Service.to_asgi = _to_asgi
 
 
 class TimerCancellingTimeoutMiddleware(traffic.TimeoutMiddleware):
@@ -38,26 +75,29 @@ class TimerCancellingTimeoutMiddleware(traffic.TimeoutMiddleware):
 
         handler = asyncio.ensure_future(self.app(scope, receive, send_and_mark_started))
         try:
-            await started
-        except TimeoutError:
-            if handler.cancel():
-                timed_out = {"error": f"Not able to process the request in {self.timeout} seconds"}
-                await JSONResponse(timed_out, status_code=504)(scope, receive, send)
-        else:
-            timer.cancel()  # the response has started: the timeout no longer applies
+            # The response starts, or the handler ends without one (it raised): either way
+            # the timeout no longer applies, and an exception must not wait out the timer.
+            await asyncio.wait((started, handler), return_when=asyncio.FIRST_COMPLETED)
+            if started.done() and started.exception() is not None:  # the timer fired first
+                if handler.cancel():
+                    timed_out = {
+                        "error": f"Not able to process the request in {self.timeout} seconds"
+                    }
+                    await JSONResponse(timed_out, status_code=504)(scope, receive, send)
+                return None
+            timer.cancel()
             await handler
         finally:
             timer.cancel()
+            if not started.done():
+                started.cancel()
         return None
 
 
 def apply() -> None:
     """Swap the middleware class BentoML's app builder looks up (it imports it by name from
-    `traffic` each time it builds an app), if this BentoML still has the one this fixes."""
+    `traffic` each time it builds an app)."""
     original = traffic.TimeoutMiddleware
     if original is TimerCancellingTimeoutMiddleware:
-        return
-    if not hasattr(original, "_set_timer_out"):
-        logger.warning("BentoML's TimeoutMiddleware changed; its timer fix is not applied")
         return
     traffic.TimeoutMiddleware = TimerCancellingTimeoutMiddleware  # type: ignore[misc]

@@ -1,4 +1,9 @@
-"""Client errors as one JSON shape: a summary naming the first bad field, plus every detail."""
+"""The one error type of the request path and its one JSON shape.
+
+Anything the data plane or the HTTP layer refuses is a `RequestError`; the front door turns it,
+and every other failure, into a response in `service/http/responses.py`, so every route answers
+errors alike: `{"error": summary naming the first bad field, "details": [{location, message}]}`.
+"""
 
 from dataclasses import dataclass, field
 
@@ -10,18 +15,22 @@ MAX_DETAILS = 20
 
 @dataclass
 class RequestError(Exception):
-    """Raised anywhere on the request path; the HTTP layer turns it into `status` + JSON."""
+    """A request the server will not answer with a result: `status` is the HTTP status."""
 
     status: int
     message: str
     details: list[dict[str, str]] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.message
 
     def body(self) -> bytes:
         return orjson.dumps({"error": self.message, "details": self.details})
+
+
+def overloaded(message: str) -> RequestError:
+    """503: the client should retry later (the HTTP layer adds Retry-After)."""
+    return RequestError(503, message)
 
 
 def format_location(loc: tuple[int | str, ...], prefix: str = "") -> str:

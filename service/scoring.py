@@ -1,13 +1,14 @@
-"""The request path without HTTP: bytes in -> validate -> encode -> model -> decisions -> bytes.
+"""The data plane: bytes in -> validate -> encode -> model -> decisions -> bytes. No HTTP here.
 
-Both HTTP front doors (the lean ASGI routes and the typed `@bentoml.api` methods) call this, so
-validation, errors and answers are the same whichever route served a request.
+The front door (service/http/) maps routes and content types onto these calls and their
+`RequestError`s onto responses; the typed `@bentoml.api` methods call the same scorer.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import orjson
@@ -17,18 +18,29 @@ from features.encoder import FeatureEncoder
 from runners.base import FeatureMatrix, Probabilities
 from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
-from service.arrow_io import ARROW_FILE, ARROW_STREAM, decisions_as_arrow, parse_applicant_arrow
+from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
 from service.column_checks import BulkColumns
 from service.csv_input import parse_applicant_csv
 from service.decisions import Thresholds
-from service.errors import RequestError, from_validation_error, too_large
+from service.errors import RequestError, from_validation_error, overloaded, too_large
 from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[Probabilities]]
-RETRY_AFTER_S = "1"
-JSON = "application/json"
-CSV = "text/csv"
 M = TypeVar("M", bound=BaseModel)
+
+
+class BodyFormat(StrEnum):
+    """How a bulk body encodes its columns."""
+
+    JSON = "json"  # column-wise JSON: one array per field
+    CSV = "csv"  # a header with the field names, one applicant per line
+    ARROW_STREAM = "arrow-stream"  # Apache Arrow IPC stream
+    ARROW_FILE = "arrow-file"  # Apache Arrow IPC file
+
+
+class AnswerFormat(StrEnum):
+    JSON = "json"
+    ARROW = "arrow"  # an Arrow IPC stream
 
 
 @dataclass(frozen=True)
@@ -93,21 +105,24 @@ class CreditScorer:
         return orjson.dumps([self.decision(p) for p in probabilities.tolist()])
 
     async def classify_bulk(
-        self, body: bytes, *, content_type: str = JSON, answer_type: str = JSON
+        self,
+        body: bytes,
+        body_format: BodyFormat = BodyFormat.JSON,
+        answer_format: AnswerFormat = AnswerFormat.JSON,
     ) -> bytes:
-        """A bulk body (column-wise JSON, CSV or Arrow IPC) -> the decisions, as column-wise
-        JSON or as an Arrow IPC stream."""
-        probabilities = await self.score_columns(self._bulk_columns(body, content_type))
-        if answer_type == ARROW_STREAM:
+        """A bulk body -> the decisions, as column-wise JSON or as an Arrow IPC stream."""
+        probabilities = await self.score_columns(self._bulk_columns(body, body_format))
+        if answer_format == AnswerFormat.ARROW:
             levels = self.thresholds.levels(probabilities)
             return decisions_as_arrow(self.model_tag, probabilities, levels)
         return orjson.dumps(self.bulk_decisions(probabilities), option=orjson.OPT_SERIALIZE_NUMPY)
 
-    def _bulk_columns(self, body: bytes, content_type: str) -> BulkColumns | dict[str, Any]:
-        if content_type == CSV:
-            return parse_applicant_csv(body, self.limits.max_bulk_rows)
-        if content_type in (ARROW_STREAM, ARROW_FILE):
-            return parse_applicant_arrow(body, content_type, self.limits.max_bulk_rows)
+    def _bulk_columns(self, body: bytes, body_format: BodyFormat) -> BulkColumns | dict[str, Any]:
+        max_rows = self.limits.max_bulk_rows
+        if body_format == BodyFormat.CSV:
+            return parse_applicant_csv(body, max_rows)
+        if body_format in (BodyFormat.ARROW_STREAM, BodyFormat.ARROW_FILE):
+            return parse_applicant_arrow(body, body_format == BodyFormat.ARROW_FILE, max_rows)
         return self.checked_columns(_validate(ApplicantColumns, body))
 
     def checked_columns(self, columns: ApplicantColumns) -> dict[str, Any]:
@@ -131,7 +146,7 @@ class CreditScorer:
         try:
             return await self._predict_rows(features)
         except OverloadedError as error:
-            raise RequestError(503, str(error), headers={"Retry-After": RETRY_AFTER_S}) from error
+            raise overloaded(str(error)) from error
 
     async def _predict_bulk(self, features: FeatureMatrix) -> Probabilities:
         """Off the event loop, so single requests keep being served while a bulk job runs."""

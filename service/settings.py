@@ -91,15 +91,28 @@ class ServiceSettings(BaseSettings):
         "the CPU goes to admitted requests.",
     )
     request_timeout_s: float = Field(30.0, gt=0, description="BentoML request timeout.")
-    lean_routes: bool = Field(
-        True,
-        description="Serve the scoring routes from a lean ASGI middleware (same validation, "
-        "errors and answers) instead of BentoML's request pipeline.",
+    drain_delay_s: float = Field(
+        5.0,
+        ge=0,
+        description="After SIGTERM, keep serving this long (answering /readyz with 503 and "
+        "every request with Connection: close) before stopping: the time a load balancer "
+        "needs to stop sending new requests. Requests in progress are always finished.",
     )
+    admission_target_lag_ms: float = Field(
+        50.0,
+        gt=0,
+        description="Overload control: while the event loop runs later than this (the wait "
+        "of a request before it is read) for a whole admission window, a worker admits only a "
+        "fraction of new requests and answers the rest 503 before reading them.",
+    )
+    admission_window_ms: float = Field(
+        100.0, gt=0, description="How long the lag must stand above target before shedding."
+    )
+    retry_after_s: int = Field(1, ge=0, description="Retry-After of 503 and 429 answers.")
     tracing_excluded_urls: str = Field(
-        "/classify,/livez,/readyz,/metrics",
-        description="Comma-separated URL patterns OpenTelemetry does not trace (tracing costs "
-        "~20% of a worker's time per request on the scoring routes).",
+        "/livez,/readyz,/metrics",
+        description="Comma-separated URL patterns OpenTelemetry does not trace (the routes the "
+        "front door answers never reach BentoML's tracing middleware).",
     )
     gc_thresholds: tuple[int, int, int] = Field(
         (50_000, 20, 100),

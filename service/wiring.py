@@ -1,4 +1,4 @@
-"""Builds one worker's scorer from the settings: engines, batching design, metrics."""
+"""Builds one worker from the settings: engines, batching design, metrics, front door."""
 
 import time
 from collections.abc import Awaitable, Callable
@@ -10,7 +10,12 @@ from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
 from runners.factory import load_runner
 from service.decisions import Thresholds
-from service.metrics import ServingMetrics
+from service.http.admission import Admission, LagAdmission
+from service.http.drain import Drain
+from service.http.front_door import DoorLimits, FrontDoor
+from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
+from service.http.routes import scoring_routes
+from service.metrics import MetricsBuffer, ServingMetrics
 from service.scoring import CreditScorer, Limits, RowPredictor
 from service.settings import ServiceSettings
 
@@ -26,6 +31,7 @@ class Worker:
     bulk: ChunkedPredictor
     scorer: CreditScorer
     batcher: AdaptiveBatcher | None
+    metrics: MetricsBuffer  # every buffered metric of this worker, flushed together
 
     def info(self) -> dict[str, object]:
         meta = self.runner_metadata
@@ -93,7 +99,8 @@ def load_engines(settings: ServiceSettings) -> tuple[Runner, ChunkedPredictor]:
 
 def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None = None) -> Worker:
     runner, bulk = load_engines(settings)
-    metrics = ServingMetrics.create()
+    buffer = MetricsBuffer()
+    metrics = ServingMetrics.create(buffer, engines=(runner.engine,))
     batcher: AdaptiveBatcher | None = None
     predict_rows: RowPredictor
     if settings.batching == "adaptive":
@@ -111,12 +118,13 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
             raise ValueError("batching=bentoml needs the model service dependency")
         predict_rows = remote_predict
     else:
-        latency = metrics.model_latency.labels(runner.engine, "direct")
+        latency = metrics.model_latency[runner.engine, "direct"]
 
         async def predict_rows(features: FeatureMatrix) -> Probabilities:
             started = time.perf_counter()
             probabilities = runner.predict(features)
             latency.observe(time.perf_counter() - started)
+            buffer.touch()
             return probabilities
 
     scorer = CreditScorer(
@@ -127,4 +135,31 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         thresholds=Thresholds(settings.maybe_threshold, settings.declined_threshold),
         limits=Limits(settings.max_batch_items, settings.max_bulk_rows, settings.max_body_bytes),
     )
-    return Worker(settings, runner, bulk, scorer, batcher)
+    return Worker(settings, runner, bulk, scorer, batcher, buffer)
+
+
+def build_front_door(settings: ServiceSettings) -> FrontDoor:
+    """The worker's front door, closed (no routes) until `open_front_door`."""
+    limits = DoorLimits(
+        max_body_bytes=settings.max_body_bytes,
+        max_bulk_bytes_in_flight=settings.max_bulk_bytes_in_flight,
+        retry_after_s=settings.retry_after_s,
+    )
+    lag = LagAdmission(
+        target_lag_s=settings.admission_target_lag_ms / 1000,
+        window_s=settings.admission_window_ms / 1000,
+    )
+    return FrontDoor(limits, Drain(settings.drain_delay_s), Admission(lag))
+
+
+def open_front_door(door: FrontDoor, worker: Worker, *, bentoml_metrics: bool = True) -> None:
+    """Serve the worker's routes through `door`, with BentoML's request metrics when its
+    configuration has them on (only inside a BentoML worker)."""
+    metrics = None
+    if bentoml_metrics:
+        enabled, namespace, buckets, labels = bentoml_metrics_config()
+        if enabled:
+            metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
+    if worker.batcher is not None:
+        door.admission.batcher_saturated = worker.batcher.saturated
+    door.open(scoring_routes(worker.scorer, worker.info()), metrics)

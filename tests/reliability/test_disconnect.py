@@ -8,6 +8,7 @@ conftest.py, clients that time out, and the server's own /metrics as the witness
 
 import asyncio
 import gc
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,31 +25,32 @@ from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
 from runners.onnx_runner import OnnxRunner
 from service.decisions import Thresholds
-from service.lean_routes import ClientGone, DisconnectWatch, LeanRoutesMiddleware, ScorerHolder
+from service.http.body import ClientGone
+from service.http.disconnect import DisconnectWatch
 from service.scoring import CreditScorer, Limits
+from tests.inprocess import door_for_scorer
 from tests.metrics_text import metric_total
 
 Message = dict[str, object]
 
 
-async def _never_called(scope: object, receive: object, send: object) -> None:
-    raise AssertionError("the lean route should have answered")
-
-
 def test_disconnected_queued_request_costs_no_model_call(exported: ExportSummary, records) -> None:
     runner = OnnxRunner.load(exported.onnx_tag, device="cpu")
     model_rows: list[int] = []
+    in_model, release = threading.Event(), threading.Event()
 
-    def slow_predict(features: np.ndarray) -> np.ndarray:
+    def held_predict(features: np.ndarray) -> np.ndarray:
+        """The model call of the first request holds the model thread until the test says."""
         model_rows.append(len(features))
-        time.sleep(0.3)
+        in_model.set()
+        assert release.wait(30)
         return runner.predict(features)
 
     batcher = AdaptiveBatcher(
-        slow_predict,
+        held_predict,
         max_batch_rows=64,
         max_queue_rows=1000,
-        max_queue_delay_s=10,
+        max_queue_delay_s=60,
         offload_to_thread=True,
     )
     scorer = CreditScorer(
@@ -59,15 +61,17 @@ def test_disconnected_queued_request_costs_no_model_call(exported: ExportSummary
         thresholds=Thresholds(0.3, 0.5),
         limits=Limits(1000, 1000, 1 << 20),
     )
-    app = LeanRoutesMiddleware(_never_called)
+    door = door_for_scorer(scorer)
     scope = {
         "type": "http",
         "method": "POST",
         "path": "/classify",
         "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
     }
 
-    async def request(record: dict[str, object], disconnect_after: float | None) -> list[Message]:
+    async def request(record: dict[str, object], leave: asyncio.Event | None) -> list[Message]:
+        """One request; its client disconnects once `leave` is set (never without one)."""
         sent: list[Message] = []
         delivered = False
 
@@ -76,32 +80,40 @@ def test_disconnected_queued_request_costs_no_model_call(exported: ExportSummary
             if not delivered:
                 delivered = True
                 return {"type": "http.request", "body": orjson.dumps(record), "more_body": False}
-            if disconnect_after is None:
-                await asyncio.sleep(3600)
-            await asyncio.sleep(disconnect_after or 0)
+            await (leave or asyncio.Event()).wait()
             return {"type": "http.disconnect"}
 
         async def send(message: Message) -> None:
             sent.append(message)
 
-        await app(scope, receive, send)
+        await door(scope, receive, send)
         return sent
 
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(30_000):
+            if condition():
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("condition never met")
+
     async def scenario() -> tuple[list[Message], ...]:
-        ScorerHolder.scorer = scorer
         try:
-            first = asyncio.ensure_future(request(records[0], None))  # occupies the model thread
-            await asyncio.sleep(0.05)
-            gone = asyncio.ensure_future(request(records[1], 0.05))  # queued, then disconnects
+            first = asyncio.ensure_future(request(records[0], None))  # holds the model thread
+            await until(in_model.is_set)
+            leave = asyncio.Event()
+            gone = asyncio.ensure_future(request(records[1], leave))  # queued, then leaves
             kept = asyncio.ensure_future(request(records[2], None))  # queued in the same batch
+            await until(lambda: batcher.queued_rows == 2)
+            leave.set()
+            await gone  # answered 499 while the model thread is still held
+            release.set()
             return await asyncio.gather(first, gone, kept)
         finally:
-            ScorerHolder.scorer = None
+            release.set()
             await batcher.close()
 
     first, gone, kept = asyncio.run(scenario())
-    # The request that left is "answered" 499 with no body (the server drops it; BentoML's
-    # timeout middleware needs the response start to release the request's concurrency slot).
+    # The request that left is "answered" 499 with no body (the server drops it).
     assert [m.get("status") for m in gone] == [499, None] and gone[1]["body"] == b""
     for sent, record in ((first, records[0]), (kept, records[2])):
         assert sent[0]["status"] == 200

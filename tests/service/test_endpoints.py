@@ -11,7 +11,8 @@ import pytest
 from export.pipeline import ExportSummary
 from features.schema import CATEGORICAL_FIELDS, FIELDS
 from harness.process import ServedProcess
-from service.arrow_io import ARROW_FILE, ARROW_STREAM, table_as_ipc
+from service.arrow_io import table_as_ipc
+from service.http.media import ARROW_FILE, ARROW_STREAM
 
 TOLERANCE = 1e-6
 
@@ -106,7 +107,7 @@ def test_classify_bulk_arrow(
     )
     answer = httpx.post(
         f"{server.url}/classify_bulk",
-        content=table_as_ipc(table, content_type),
+        content=table_as_ipc(table, content_type == ARROW_FILE),
         headers={"content-type": content_type, "accept": accept},
         timeout=120,
     )
@@ -129,7 +130,7 @@ def test_bad_arrow_body_names_column_and_row(server: ServedProcess, records) -> 
     columns["job"][6] = "astronaut"
     answer = httpx.post(
         f"{server.url}/classify_bulk",
-        content=table_as_ipc(pa.table(columns), ARROW_STREAM),
+        content=table_as_ipc(pa.table(columns)),
         headers={"content-type": ARROW_STREAM},
         timeout=30,
     )

@@ -10,13 +10,13 @@ import pytest
 
 from export.pipeline import ExportSummary
 from harness.process import ServedProcess, served
-from service.arrow_io import ARROW_STREAM, table_as_ipc
+from service.arrow_io import table_as_ipc
+from service.http.media import ARROW_STREAM
 
 MODES = {
     "bentoml-batching": {"CREDIT_RISK_BATCHING": "bentoml"},
     "unbatched": {"CREDIT_RISK_BATCHING": "none"},
     "xgboost-adaptive-offload": {"CREDIT_RISK_ENGINE": "xgboost", "CREDIT_RISK_OFFLOAD_MODEL_CALLS": "true"},
-    "bentoml-typed-routes": {"CREDIT_RISK_LEAN_ROUTES": "false", "CREDIT_RISK_WORKERS": "1"},
 }  # fmt: skip
 
 
@@ -78,11 +78,10 @@ def test_mode_answers_match_in_process_predictions(
     )
     assert bulk.status_code == 200, bulk.text
     np.testing.assert_allclose(bulk.json()["probability"], expected_probability[:3000], atol=1e-5)
-    # Arrow uploads work in every mode (with typed routes, the lean middleware still reads them).
     table = pa.table({k: [r[k] for r in records[:3000]] for k in records[0]})
     arrow = httpx.post(
         f"{server.url}/classify_bulk",
-        content=table_as_ipc(table, ARROW_STREAM),
+        content=table_as_ipc(table),
         headers={"content-type": ARROW_STREAM},
         timeout=60,
     )

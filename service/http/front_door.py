@@ -1,0 +1,147 @@
+"""The outermost ASGI app of an API worker: the routes in its table are answered here, in full;
+every other request (Swagger, /docs.json, /livez, /readyz, /metrics, CORS preflights) goes to
+BentoML's app unchanged.
+
+Answering here, in front of BentoML's middleware chain (request metrics, tracing, timeout,
+concurrency limit, error middleware), is what makes a one-applicant request cheap; what those
+layers did for these routes is done here the lean way: request metrics counted in process under
+BentoML's names (`request_metrics.py`), overload refused early (`admission.py`, the batcher's
+queue bound, bulk bytes in flight), every failure answered in one JSON shape (`responses.py`),
+disconnected clients dropped (`disconnect.py`), SIGTERM drained (`drain.py`).
+
+Invariant: every request that reaches `_serve` gets exactly one response (an answer, a JSON
+error, or 499 with no body when its client has gone) and one metrics observation.
+"""
+
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.errors import RequestError, overloaded
+from service.http.admission import Admission
+from service.http.asgi import Header, content_length, header, media_type, respond
+from service.http.body import ClientGone, read_body
+from service.http.disconnect import DisconnectWatch
+from service.http.drain import Drain
+from service.http.media import JSON
+from service.http.request_metrics import RequestMetrics
+from service.http.responses import CLIENT_CLOSED, as_request_error, error_headers
+from service.http.routes import Call, Route
+
+PASSED_ON_METHODS = ("HEAD", "OPTIONS")  # CORS preflights and HEAD: BentoML's app answers
+
+
+@dataclass(frozen=True)
+class DoorLimits:
+    max_body_bytes: int
+    max_bulk_bytes_in_flight: int
+    retry_after_s: int
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app behind the door until `wrap` gives it BentoML's (in-process tests use this)."""
+    await respond(send, 404, RequestError(404, "no such route").body(), [])
+
+
+class FrontDoor:
+    def __init__(self, limits: DoorLimits, drain: Drain, admission: Admission) -> None:
+        self.limits = limits
+        self.drain = drain
+        self.admission = admission
+        self.app: ASGIApp = _not_found
+        self.routes: dict[str, Route] = {}
+        self.metrics: RequestMetrics | None = None
+        self.disconnects = DisconnectWatch()
+        self.bulk_bytes_in_flight = 0
+
+    def wrap(self, app: ASGIApp) -> "FrontDoor":
+        """Stand in front of `app` (BentoML's app for this worker)."""
+        self.app = app
+        return self
+
+    def open(self, routes: dict[str, Route], metrics: RequestMetrics | None) -> None:
+        """Start answering `routes` (the worker's models are loaded)."""
+        self.metrics = metrics
+        self.routes = routes
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.routes) and not self.drain.draining
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self.routes.get(scope["path"])
+            if route is not None and scope["method"] not in PASSED_ON_METHODS:
+                await self._serve(route, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        started = time.perf_counter()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress[path] += 1
+        headers: list[Header]
+        try:
+            body, headers = await self._answer(route, scope, receive)
+            status = 200
+        except ClientGone:
+            # Nothing reaches a client that has gone; the response still ends the request.
+            status, body, headers = CLIENT_CLOSED, b"", []
+        except Exception as raised:
+            error = as_request_error(raised, path)
+            status, body = error.status, error.body()
+            headers = error_headers(error, self.limits.retry_after_s, route.allow)
+        if self.drain.draining:
+            headers.append((b"connection", b"close"))
+        await respond(send, status, body, headers)
+        if metrics is not None:
+            metrics.in_progress[path] -= 1
+            metrics.observe(path, status, time.perf_counter() - started)
+
+    async def _answer(
+        self, route: Route, scope: Scope, receive: Receive
+    ) -> tuple[bytes, list[Header]]:
+        if scope["method"] not in route.methods:
+            method = scope["method"]
+            raise RequestError(405, f"method {method} is not allowed here; use {route.allow}")
+        if route.methods == ("GET",):
+            body, answer_type = await route.handler(Call(b"", "", "", scope["query_string"]))
+            return body, [(b"content-type", answer_type.encode())]
+        media = media_type(scope, JSON)
+        if media not in route.media_types:
+            accepted = ", ".join(route.media_types)
+            raise RequestError(415, f"content-type {media!r} is not accepted here; use {accepted}")
+        self.admission.check(route.bulk)
+        if route.bulk:
+            return await self._bulk(route, scope, receive, media)
+        body = await read_body(scope, receive, self.limits.max_body_bytes)
+        call = Call(body, media, header(scope, b"accept") or "", scope["query_string"])
+        payload, answer_type = await self.disconnects.guard(route.handler(call), receive)
+        return payload, [(b"content-type", answer_type.encode())]
+
+    async def _bulk(
+        self, route: Route, scope: Scope, receive: Receive, media: str
+    ) -> tuple[bytes, list[Header]]:
+        """Bulk requests wait for the worker's one bulk thread, each holding its parsed body,
+        outside the batcher's bounded queue: so the body bytes a worker holds are bounded here,
+        before a body is read (a chunked body counts as the largest allowed). One request is
+        always admitted when no other is in progress."""
+        limit = self.limits.max_body_bytes
+        size = min(content_length(scope) or limit, limit)
+        held = self.bulk_bytes_in_flight
+        if held and held + size > self.limits.max_bulk_bytes_in_flight:
+            raise overloaded(
+                f"{held} bytes of bulk requests in progress in this worker; this one "
+                f"({size} bytes) would pass the limit of {self.limits.max_bulk_bytes_in_flight}"
+            )
+        self.bulk_bytes_in_flight += size
+        try:
+            body = await read_body(scope, receive, limit)
+            call = Call(body, media, header(scope, b"accept") or "", scope["query_string"])
+            payload, answer_type = await self.disconnects.guard(route.handler(call), receive)
+            return payload, [(b"content-type", answer_type.encode())]
+        finally:
+            self.bulk_bytes_in_flight -= size
