@@ -7,9 +7,12 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from harness.process import PROJECT_ROOT, served
 from service.schemas import APPLICANT_EXAMPLE
+
+pytestmark = pytest.mark.slow  # starts real server processes
 
 
 def readme_commands() -> list[str]:

@@ -18,6 +18,8 @@ import pytest
 from export.pipeline import ExportSummary, run_export
 from harness.process import PROJECT_ROOT, free_port, served
 
+pytestmark = pytest.mark.slow  # starts real server processes
+
 
 def _broken_copy(
     exported: ExportSummary, name: str, *, onnx_bytes: bytes | None = None, **metadata: object

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+import pytest
 import uvloop
 
 from export.pipeline import ExportSummary
@@ -29,7 +30,7 @@ from service.http.body import ClientGone
 from service.http.disconnect import DisconnectWatch
 from service.scoring import CreditScorer, Limits
 from tests.inprocess import door_for_scorer
-from tests.metrics_text import metric_total
+from tests.metrics_text import metric_total, scrape_settled
 
 Message = dict[str, object]
 
@@ -123,6 +124,7 @@ def test_disconnected_queued_request_costs_no_model_call(exported: ExportSummary
     assert model_rows == [1, 1]  # the disconnected request never reached the model
 
 
+@pytest.mark.slow
 def test_disconnects_over_http_cost_no_model_call_and_free_their_slots(
     slow_model_tag: str, records, expected_probability, tmp_path: Path
 ) -> None:
@@ -166,7 +168,7 @@ def test_disconnects_over_http_cost_no_model_call_and_free_their_slots(
                 return answered, gone, [*answered, *more]  # type: ignore[return-value]
 
         _, gone, all_answered = asyncio.run(scenario())
-        metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+        metrics = scrape_settled(server.url)
     assert all(isinstance(error, httpx.TimeoutException) for error in gone), gone
     picks = [0, 10, *range(20, 28)]
     assert [a.status_code for a in all_answered] == [200] * len(picks), [

@@ -18,6 +18,8 @@ from schemathesis.specs.openapi.checks import (
 from harness.process import ServedProcess
 from service.schemas import APPLICANT_EXAMPLE
 
+pytestmark = pytest.mark.slow  # starts real server processes
+
 EXAMPLES_PER_MODE = 180  # x 3 routes x 2 modes = 1,080 generated requests
 SCORING_ROUTES = ("/classify", "/classify_batch", "/classify_bulk")
 

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import psutil
+import pytest
 
 from export.pipeline import ExportSummary
 from harness.process import served
+
+pytestmark = pytest.mark.slow  # starts real server processes
 
 
 def _corrupt(record: dict[str, object], rng: random.Random) -> dict[str, object]:
@@ -76,52 +80,67 @@ def test_valid_requests_get_their_own_answers_amid_invalid_ones(
     print(f"\nisolation: {dict(kinds)}, 0 answers lost or swapped")
 
 
-async def _in_flight(
-    url: str, columns: dict[str, list[object]], n: int
-) -> list[httpx.Response | Exception]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        return await asyncio.gather(
-            *(client.post("/classify_bulk", json=columns) for _ in range(n)), return_exceptions=True
-        )
+DRAIN_S = 3.0
 
 
-def test_sigterm_lets_in_flight_requests_finish(
+def test_sigterm_drains_and_answers_every_accepted_request(
     exported: ExportSummary, records, tmp_path: Path
 ) -> None:
-    rows = [records[i % len(records)] for i in range(60_000)]
-    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    """30 bulk requests of 10,000 rows sent just before SIGTERM, 10 more just after it on new
+    connections and a single one at the end of the drain on a kept-alive connection: every one
+    is answered in full. Meanwhile /readyz says 503 and answers say `Connection: close`; after
+    the drain the server stops accepting and exits cleanly."""
+    rows = [records[i % len(records)] for i in range(10_000)]
+    body = orjson.dumps({k: [r[k] for r in rows] for k in rows[0]})
     env = {
         "CREDIT_RISK_MODEL_TAG": exported.onnx_tag,
-        "CREDIT_RISK_WORKERS": "1",
-        "CREDIT_RISK_BULK_ENGINE": "onnx",
-        "CREDIT_RISK_MAX_BULK_BYTES_IN_FLIGHT": str(64 << 20),  # all six admitted at once
+        "CREDIT_RISK_DRAIN_DELAY_S": str(DRAIN_S),
+        "CREDIT_RISK_MAX_BULK_BYTES_IN_FLIGHT": str(512 << 20),  # every one admitted at once
     }
+    headers = {"content-type": "application/json"}
     with served(env, log_path=tmp_path / "serve.log") as server:
 
-        async def scenario() -> tuple[list[httpx.Response | Exception], bool]:
-            flight = asyncio.ensure_future(_in_flight(server.url, columns, 6))
-            await asyncio.sleep(1.0)  # requests are in the server now, being scored one by one
-            os.killpg(server.process.pid, signal.SIGTERM)
-            await asyncio.sleep(0.5)
-            try:
-                async with httpx.AsyncClient(timeout=5) as client:
-                    late = await client.post(f"{server.url}/classify", json=records[0])
-                refused = late.status_code >= 500
-            except httpx.HTTPError:
-                refused = True
-            return await flight, refused
+        async def scenario() -> dict[str, object]:
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+                kept_alive = await client.post("/classify", json=records[0])  # opened before
+                assert kept_alive.status_code == 200
+                before = [
+                    asyncio.ensure_future(client.post("/classify_bulk", content=body, headers=headers))
+                    for _ in range(30)
+                ]
+                await asyncio.sleep(0.15)
+                os.killpg(server.process.pid, signal.SIGTERM)
+                await asyncio.sleep(0.05)
+                async with httpx.AsyncClient(base_url=server.url, timeout=60) as fresh:
+                    after = await asyncio.gather(
+                        *(fresh.post("/classify_bulk", content=body, headers=headers) for _ in range(10))
+                    )
+                    ready = (await fresh.get("/readyz")).status_code
+                await asyncio.sleep(DRAIN_S - 1.0)  # near the end of the drain
+                last = await client.post("/classify", json=records[1])
+                return {
+                    "before": await asyncio.gather(*before),
+                    "after": after,
+                    "ready": ready,
+                    "last": last,
+                }
 
-        answers, late_refused = asyncio.run(scenario())
+        outcome = asyncio.run(scenario())
         code = server.process.wait(timeout=60)
-    completed = [a for a in answers if isinstance(a, httpx.Response) and a.status_code == 200]
-    print(
-        f"\nSIGTERM: {len(completed)}/{len(answers)} in-flight bulk requests answered, exit code {code}"
-    )
-    assert len(completed) == len(answers), [
-        a if isinstance(a, Exception) else a.status_code for a in answers
-    ]
-    assert all(len(a.json()["probability"]) == len(rows) for a in completed)
-    assert late_refused
+        try:
+            httpx.post(f"{server.url}/classify", json=records[0], timeout=5)
+            refused_after = False
+        except httpx.HTTPError:
+            refused_after = True
+    answered = [*outcome["before"], *outcome["after"], outcome["last"]]  # type: ignore[misc]
+    statuses = Counter(a.status_code for a in answered)
+    print(f"\nSIGTERM drain: {statuses[200]}/{len(answered)} answered, exit code {code}")
+    assert statuses == {200: 41}, statuses
+    assert all(len(a.json()["probability"]) == len(rows) for a in outcome["before"])  # type: ignore[attr-defined]
+    assert all(a.headers.get("connection") == "close" for a in outcome["after"])  # type: ignore[attr-defined]
+    assert outcome["ready"] == 503
+    assert refused_after
     assert code == 0
 
 

@@ -3,8 +3,11 @@
 from pathlib import Path
 
 import httpx
+import pytest
 
 from harness.process import served
+
+pytestmark = pytest.mark.slow  # starts real server processes
 
 
 def test_a_late_model_service_answer_is_a_503_with_retry_after(

@@ -25,6 +25,8 @@ import uvloop
 from export.pipeline import ExportSummary
 from harness.process import ServedProcess, served
 
+pytestmark = pytest.mark.slow  # starts real server processes
+
 BATCH_SIZE = (
     100  # applicants per /classify_batch request: validation makes the server the bottleneck
 )

@@ -26,7 +26,7 @@ def _batcher(
 
 @pytest.mark.parametrize("offload", [False, True])
 def test_concurrent_requests_are_merged_and_each_gets_its_own_rows(offload: bool) -> None:
-    model = CountingModel(delay_s=0.002)
+    model = CountingModel()
     batcher, records = _batcher(model, offload_to_thread=offload)
 
     async def main() -> list[np.ndarray]:

@@ -14,6 +14,8 @@ from export.pipeline import ExportSummary
 from harness.process import PROJECT_ROOT, served
 from service.schemas import APPLICANT_EXAMPLE
 
+pytestmark = pytest.mark.slow  # starts real server processes
+
 
 def _build(bentofile: str) -> str:
     result = subprocess.run(

@@ -14,6 +14,8 @@ from harness.process import ServedProcess
 from service.arrow_io import table_as_ipc
 from service.http.media import ARROW_FILE, ARROW_STREAM
 
+pytestmark = pytest.mark.slow  # starts real server processes
+
 TOLERANCE = 1e-6
 
 

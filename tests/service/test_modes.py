@@ -13,6 +13,8 @@ from harness.process import ServedProcess, served
 from service.arrow_io import table_as_ipc
 from service.http.media import ARROW_STREAM
 
+pytestmark = pytest.mark.slow  # starts real server processes
+
 MODES = {
     "bentoml-batching": {"CREDIT_RISK_BATCHING": "bentoml"},
     "unbatched": {"CREDIT_RISK_BATCHING": "none"},

@@ -1,0 +1,51 @@
+"""One contract: a real server answers every bad request exactly as the front door does in
+process, byte for byte (status, body, content type, Allow, Retry-After), on every route."""
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from export.pipeline import ExportSummary
+from harness.process import ServedProcess
+from service.settings import ServiceSettings
+from service.wiring import Worker, build_worker
+from tests.contract_cases import CASES
+from tests.inprocess import client_for, door_for_worker
+
+pytestmark = pytest.mark.slow
+COMPARED_HEADERS = ("content-type", "allow", "retry-after")
+
+
+@pytest.fixture(scope="module")
+def worker(exported: ExportSummary) -> Iterator[Worker]:
+    built = build_worker(ServiceSettings(model_tag=exported.onnx_tag))
+    yield built
+    built.scorer.close()
+
+
+def _summary(answer: httpx.Response) -> tuple[int, bytes, dict[str, str | None]]:
+    return (
+        answer.status_code,
+        answer.content,
+        {name: answer.headers.get(name) for name in COMPARED_HEADERS},
+    )
+
+
+def test_server_answers_bad_requests_like_the_front_door(
+    server: ServedProcess, worker: Worker
+) -> None:
+    async def in_process() -> list[httpx.Response]:
+        async with client_for(door_for_worker(worker)) as client:
+            return [
+                await client.request(c.method, c.path, content=c.body, headers=c.headers)
+                for c in CASES
+            ]
+
+    expected = asyncio.run(in_process())
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        got = [client.request(c.method, c.path, content=c.body, headers=c.headers) for c in CASES]
+    for case, want, have in zip(CASES, expected, got, strict=True):
+        assert want.status_code == case.status, (case.name, want.text)
+        assert _summary(have) == _summary(want), case.name
