@@ -6,36 +6,18 @@ numbers, NaN and Infinity are refused, unknown fields are refused (a misspelt "i
 otherwise score the applicant with income 0), categories are the course's lower-case names.
 """
 
-from enum import StrEnum
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from features.schema import CATEGORICAL_FIELDS, NUMERIC_BOUNDS, categories
+from features.schema import NUMERIC_BOUNDS, categories
 
-
-def _category_enum(field: str) -> type[StrEnum]:
-    return StrEnum(field.capitalize(), {name: name for name in categories(field)})  # type: ignore[return-value]
-
-
-Home = _category_enum("home")
-Marital = _category_enum("marital")
-Records = _category_enum("records")
-Job = _category_enum("job")
-
-# Bulk columns use plain-string literals: the same allowed names, but validated in Rust into
-# str (an Enum member per value would cost a Python-level hash per cell when encoding).
-HomeName = Literal["rent", "owner", "private", "ignore", "parents", "other", "unk"]
-MaritalName = Literal["single", "married", "widow", "separated", "divorced", "unk"]
-RecordsName = Literal["no", "yes", "unk"]
-JobName = Literal["fixed", "partime", "freelance", "others", "unk"]
-for _enum, _literal in (
-    (Home, HomeName),
-    (Marital, MaritalName),
-    (Records, RecordsName),
-    (Job, JobName),
-):
-    assert {m.value for m in _enum} == set(get_args(_literal)), _enum
+# Categories as plain-string literals built from features/schema.py (the one source of the
+# names): validated in Rust into str, so encoding never hashes an Enum member per value.
+Home: Any = Literal[categories("home")]
+Marital: Any = Literal[categories("marital")]
+Records: Any = Literal[categories("records")]
+Job: Any = Literal[categories("job")]
 
 
 def _number(low: float, high: float, description: str) -> Any:
@@ -73,12 +55,12 @@ class Applicant(BaseModel):
     )
 
     seniority: Annotated[float, _bounded("seniority")]
-    home: Home  # type: ignore[valid-type]
+    home: Home
     time: Annotated[float, _bounded("time")]
     age: Annotated[float, _bounded("age")]
-    marital: Marital  # type: ignore[valid-type]
-    records: Records  # type: ignore[valid-type]
-    job: Job  # type: ignore[valid-type]
+    marital: Marital
+    records: Records
+    job: Job
     expenses: Annotated[float, _bounded("expenses")]
     income: Annotated[float, _bounded("income")]
     assets: Annotated[float, _bounded("assets")]
@@ -104,10 +86,6 @@ class ApplicantBatch(RootModel[list[Applicant]]):
     root: Annotated[list[Applicant], Field(min_length=1)]
 
 
-class DecisionBatch(RootModel[list[Decision]]):
-    root: list[Decision]
-
-
 def _column(name: str) -> Any:
     description = NUMERIC_BOUNDS[name][2]
     return Field(min_length=1, description=f"{description} One value per applicant.")
@@ -122,12 +100,12 @@ class ApplicantColumns(BaseModel):
     )
 
     seniority: Annotated[list[Annotated[float, _bounded("seniority")]], _column("seniority")]
-    home: list[HomeName]
+    home: list[Home]
     time: Annotated[list[Annotated[float, _bounded("time")]], _column("time")]
     age: Annotated[list[Annotated[float, _bounded("age")]], _column("age")]
-    marital: list[MaritalName]
-    records: list[RecordsName]
-    job: list[JobName]
+    marital: list[Marital]
+    records: list[Records]
+    job: list[Job]
     expenses: Annotated[list[Annotated[float, _bounded("expenses")]], _column("expenses")]
     income: Annotated[list[Annotated[float, _bounded("income")]], _column("income")]
     assets: Annotated[list[Annotated[float, _bounded("assets")]], _column("assets")]
@@ -142,32 +120,3 @@ class BulkDecisions(BaseModel):
     model: str
     probability: list[float]
     status: list[DecisionStatus]
-
-
-class ServiceInfo(BaseModel):
-    model: str
-    native_model: str
-    engine: str
-    bulk_engine: str
-    provider: str
-    batching: str
-    workers: int
-    model_threads: int
-    n_features: int
-    test_auc: float
-    parity_max_abs_diff: float
-    thresholds: dict[str, float]
-    limits: dict[str, int]
-
-
-class ErrorDetail(BaseModel):
-    location: str = Field(description='Where, e.g. "age", "[3].home" or "income[1200]".')
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: str = Field(description="A one-line summary naming the first bad field.")
-    details: list[ErrorDetail] = Field(default_factory=list)
-
-
-assert set(CATEGORICAL_FIELDS) == {"home", "marital", "records", "job"}

@@ -1,16 +1,31 @@
-"""The request-timeout middleware fix: no timer outlives its request, timeouts still answer 504."""
+"""Where the server touches BentoML internals: the version guard, the front door's place in
+front of BentoML's app, the request-timeout middleware fix (no timer outlives its request,
+timeouts still answer 504, an exception never waits for the timer)."""
 
 import asyncio
 import gc
+import inspect
 import subprocess
 import sys
+import time
 from typing import Any
 
+import bentoml
+import pytest
+import yaml
+
 from export.pipeline import ExportSummary
-from service.bentoml_fixes import TimerCancellingTimeoutMiddleware
+from harness.process import PROJECT_ROOT
+from service.bentoml_fixes import (
+    TESTED_BENTOML,
+    TimerCancellingTimeoutMiddleware,
+    UntestedBentoMLError,
+    check_version,
+)
 
 BENTOML_ORIGINAL = TimerCancellingTimeoutMiddleware.__mro__[1]
 REQUESTS = 300
+BENTOFILES = ("bentofile.yaml", "bentofile.gpu.yaml")
 
 
 def _scope() -> dict[str, Any]:
@@ -95,3 +110,63 @@ def test_the_service_installs_the_fix(exported: ExportSummary) -> None:
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.split()[-1] == TimerCancellingTimeoutMiddleware.__name__
+
+
+def test_an_exception_before_the_response_does_not_wait_for_the_timeout() -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    async def main() -> float:
+        started = time.perf_counter()
+        with pytest.raises(RuntimeError, match="boom"):
+            await _serve(TimerCancellingTimeoutMiddleware(broken, timeout=30.0), broken)
+        return time.perf_counter() - started
+
+    assert asyncio.run(main()) < 5  # not the 30 s timeout
+
+
+def test_only_the_tested_bentoml_is_accepted() -> None:
+    assert bentoml.__version__ == TESTED_BENTOML
+    check_version(TESTED_BENTOML)
+    with pytest.raises(UntestedBentoMLError, match=r"1\.4\.41"):
+        check_version("1.4.41")
+
+
+def test_pins_agree_with_the_tested_versions() -> None:
+    """pyproject and both bentofiles pin what the patches were tested with, and the bentos lock
+    every package."""
+    pin = f"bentoml=={TESTED_BENTOML}"
+    prometheus = f"prometheus-client=={prometheus_client_version()}"
+    texts = {name: (PROJECT_ROOT / name).read_text() for name in ("pyproject.toml", *BENTOFILES)}
+    for name, text in texts.items():
+        assert pin in text and prometheus in text, name
+    for name in BENTOFILES:
+        assert yaml.safe_load(texts[name])["python"]["lock_packages"] is True, name
+
+
+def prometheus_client_version() -> str:
+    from importlib.metadata import version
+
+    return version("prometheus-client")
+
+
+def test_the_worker_serves_what_to_asgi_returns() -> None:
+    """The front door stands where BentoML's worker gets its app: `service.to_asgi()`, handed to
+    uvicorn as is (fails if upstream changes how a worker builds its app)."""
+    from _bentoml_impl.worker import service as worker
+
+    source = inspect.getsource(worker.main.callback)  # click command -> its function
+    assert "asgi_app = service.to_asgi(" in source
+    assert "app=asgi_app," in source
+
+
+def test_the_service_app_is_behind_the_front_door(exported: ExportSummary) -> None:
+    """In a fresh interpreter, as a worker would build it (the store has a model)."""
+    check = (
+        "import service.app as a; app = a.CreditRiskService.to_asgi(); "
+        "print(type(app).__name__, type(app.app).__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split()[-2:] == ["FrontDoor", "Starlette"]
