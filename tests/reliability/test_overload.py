@@ -7,23 +7,20 @@ load generator costs ~10x less CPU per request than httpx and the server, not th
 the bottleneck on this shared 2-core machine. Every answer is read to its last byte and checked.
 """
 
-import asyncio
 import contextlib
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import orjson
 import psutil
 import pytest
-import uvloop
 
 from export.pipeline import ExportSummary
 from harness.process import ServedProcess, served
+from harness.rawhttp import LoadResult, post_request, run_load
 
 pytestmark = pytest.mark.slow  # starts real server processes
 
@@ -32,94 +29,6 @@ BATCH_SIZE = (
 )
 BULK_ROWS = 50_000
 REQUEST_TIMEOUT_S = 30.0
-
-
-@dataclass
-class LoadResult:
-    seconds: float
-    statuses: Counter[int] = field(default_factory=Counter)
-    latencies: dict[int, list[float]] = field(default_factory=dict)
-    retry_after: Counter[str] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)  # resets, bad bodies: answers lost
-
-    def rate(self, status: int) -> float:
-        return self.statuses[status] / self.seconds
-
-    @property
-    def offered_rate(self) -> float:
-        return sum(self.statuses.values()) / self.seconds
-
-    def p(self, status: int, q: float) -> float:
-        return (
-            float(np.percentile(self.latencies[status], q)) if self.latencies.get(status) else 0.0
-        )
-
-
-def _request_bytes(path: str, body: bytes) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def _client(
-    port: int, request: bytes, deadline: float, check: Callable[[bytes], bool], out: LoadResult
-) -> None:
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    while time.monotonic() < deadline:
-        if writer is None:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        assert reader is not None
-        started = time.perf_counter()
-        try:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            headers = dict(
-                line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
-            )
-            body = await reader.readexactly(int(headers[b"content-length"]))
-        except (OSError, asyncio.IncompleteReadError) as error:
-            out.failures.append(repr(error))
-            writer = None
-            continue
-        out.statuses[status] += 1
-        out.latencies.setdefault(status, []).append(time.perf_counter() - started)
-        if status == 200 and not check(body):
-            out.failures.append(f"incomplete answer: {body[:200]!r}")
-        elif status == 503:
-            out.retry_after[headers.get(b"retry-after", b"").decode()] += 1
-        elif status >= 400 and not orjson.loads(body).get("error"):
-            out.failures.append(f"{status} without an error message")
-        if headers.get(b"connection") == b"close":
-            writer.close()
-            writer = None
-    if writer is not None:
-        writer.close()
-
-
-def run_load(
-    port: int,
-    path: str,
-    body: bytes,
-    connections: int,
-    seconds: float,
-    check: Callable[[bytes], bool],
-) -> LoadResult:
-    """`connections` clients posting `body` back to back for `seconds`."""
-    out = LoadResult(seconds)
-    request = _request_bytes(path, body)
-
-    async def main() -> None:
-        deadline = time.monotonic() + seconds
-        await asyncio.gather(
-            *(_client(port, request, deadline, check, out) for _ in range(connections))
-        )
-
-    uvloop.run(main())
-    return out
 
 
 class PeakRss:
@@ -211,10 +120,10 @@ def test_batch_overload_is_refused_quickly_and_recovers(
         return len(orjson.loads(answer)) == BATCH_SIZE
 
     quiet = _single_request_latency(overload_server, records[0])
-    capacity = run_load(overload_server.port, "/classify_batch", body, 4, 3.0, complete)
+    capacity = run_load(overload_server.port, post_request("/classify_batch", body), 4, 3.0, complete)
     connections = 400
     with PeakRss(overload_server.process.pid) as rss:
-        load = run_load(overload_server.port, "/classify_batch", body, connections, 10.0, complete)
+        load = run_load(overload_server.port, post_request("/classify_batch", body), connections, 10.0, complete)
     after = _single_request_latency(overload_server, records[0])
     print(_report("batch overload", (4, capacity), load, connections, rss) + f"; single-request median {quiet * 1e3:.1f} ms before, {after * 1e3:.1f} ms after")  # fmt: skip
     _assert_held(load, rss)
@@ -230,11 +139,37 @@ def test_bulk_flood_is_bounded_and_recovers(overload_server: ServedProcess, reco
     def complete(answer: bytes) -> bool:
         return len(orjson.loads(answer)["probability"]) == BULK_ROWS
 
-    capacity = run_load(overload_server.port, "/classify_bulk", body, 2, 3.0, complete)
+    capacity = run_load(overload_server.port, post_request("/classify_bulk", body), 2, 3.0, complete)
     connections = 60
     with PeakRss(overload_server.process.pid) as rss:
-        load = run_load(overload_server.port, "/classify_bulk", body, connections, 6.0, complete)
+        load = run_load(overload_server.port, post_request("/classify_bulk", body), connections, 6.0, complete)
     after = _single_request_latency(overload_server, records[0])
     print(_report("bulk flood", (2, capacity), load, connections, rss) + f"; single-request median after {after * 1e3:.1f} ms")  # fmt: skip
     _assert_held(load, rss)
     assert after < 0.05
+
+
+def test_single_request_flood_is_shed_early_and_nothing_is_lost(
+    overload_server: ServedProcess, records
+) -> None:
+    """Far more connections than one-applicant requests the server can answer at once: the
+    backlog forms in front of the batcher, where the event-loop-lag admission sees it. Every
+    request gets a full answer or a quick 503 with Retry-After; nobody waits out a timeout."""
+    request = post_request("/classify", orjson.dumps(records[0]))
+
+    def complete(answer: bytes) -> bool:
+        return orjson.loads(answer)["model"] != ""
+
+    quiet = _single_request_latency(overload_server, records[0])
+    connections = 1500
+    with PeakRss(overload_server.process.pid) as rss:
+        load = run_load(overload_server.port, request, connections, 8.0, complete)
+    after = _single_request_latency(overload_server, records[0])
+    print(_report("single flood", (1, load), load, connections, rss) + f"; single-request median {quiet * 1e3:.1f} ms before, {after * 1e3:.1f} ms after")  # fmt: skip
+    assert not load.failures, load.failures[:5]
+    assert set(load.statuses) <= {200, 429, 503}, load.statuses
+    assert load.statuses[200] > 0
+    assert set(load.retry_after) <= {"1"}, load.retry_after
+    for latencies in load.latencies.values():
+        assert max(latencies) < REQUEST_TIMEOUT_S
+    assert after < max(0.05, 5 * quiet)

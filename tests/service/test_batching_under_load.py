@@ -22,7 +22,8 @@ import orjson
 import psutil
 import pytest
 
-from harness.process import ServedProcess
+from harness.process import ServedProcess, served
+from harness.rawhttp import post_request, read_answer
 from tests.metrics_text import metric_total, scrape_settled
 
 pytestmark = pytest.mark.slow  # starts real server processes
@@ -43,22 +44,12 @@ def _merged(metrics_text: str) -> np.ndarray:
 
 
 def _request(record: dict[str, object]) -> bytes:
-    body = orjson.dumps(record)
-    head = (
-        "POST /classify HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    return post_request("/classify", orjson.dumps(record))
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    return int(head[9:12]), await reader.readexactly(length)
+    answer = await read_answer(reader)
+    return answer.status, answer.body
 
 
 @contextlib.contextmanager
@@ -107,6 +98,19 @@ async def _rounds(
     finally:
         for _, writer in connections:
             writer.close()
+
+
+@pytest.fixture(scope="module")
+def server(exported, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProcess]:
+    """The default server, except that every request is admitted: the paused bursts below are,
+    to overload control, a standing queue on a slow machine (it would rightly refuse some), and
+    this test is about what happens to the requests that are merged."""
+    env = {
+        "CREDIT_RISK_MODEL_TAG": exported.onnx_tag,
+        "CREDIT_RISK_ADMISSION_TARGET_LAG_MS": "60000",
+    }
+    with served(env, log_path=tmp_path_factory.mktemp("batching") / "serve.log") as process:
+        yield process
 
 
 def test_concurrent_requests_each_get_their_own_answer(
