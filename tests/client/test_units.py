@@ -2,6 +2,8 @@
 Retry-After parsing, chunking of every input kind, CSV cells that are not numbers."""
 
 import email.utils
+import subprocess
+import sys
 import time
 
 import httpx
@@ -23,6 +25,7 @@ from client.inputs import open_input
 from client.retry import Attempts, RetryPolicy, retry_after_s
 from client.wire import read_answer, request_body
 from features.schema import FIELDS
+from harness.process import PROJECT_ROOT
 
 
 def test_shift_rows_moves_bulk_cells_and_batch_items() -> None:
@@ -185,3 +188,16 @@ def test_answers_are_checked(records) -> None:
         read_answer(content, 3)
     with pytest.raises(ServerError, match="not an Arrow stream"):
         read_answer(b'{"probability": []}', 2)
+
+
+def test_client_never_imports_the_service() -> None:
+    """Imports go one way: the client speaks HTTP and may use features/, never service/."""
+    code = (
+        "import sys, client, client.cli\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('service', 'runners'))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
