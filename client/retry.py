@@ -17,7 +17,7 @@ import httpx
 
 from client.errors import UnreachableError, error_from_response
 
-logger = logging.getLogger("client")
+logger = logging.getLogger(__name__)
 
 REFUSALS = frozenset({429, 503})  # the server's own "come back later"
 GATEWAY_ERRORS = frozenset({502, 504})  # a proxy's "no replica answered"
