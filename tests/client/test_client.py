@@ -91,11 +91,14 @@ def test_score_table_every_input_kind(
 
 
 def test_score_frame_answers_on_the_frame_index(
-    server: ServedProcess, applicants: Applicants
+    server: ServedProcess, applicants: Applicants, capsys: pytest.CaptureFixture[str]
 ) -> None:
     frame = applicants.table.to_pandas().set_index("application_id")
     with CreditRiskClient(server.url) as risk:
-        scores = risk.score_frame(frame, chunk_rows=CHUNK_ROWS, concurrency=CONCURRENCY)
+        scores = risk.score_frame(
+            frame, chunk_rows=CHUNK_ROWS, concurrency=CONCURRENCY, progress=True
+        )
+    assert "scoring: 100%" in capsys.readouterr().err  # the forced progress bar, finished
     assert scores.index.equals(frame.index)
     assert list(scores.columns) == ["branch", "probability", "status", "model"]
     np.testing.assert_allclose(scores["probability"], applicants.expected, atol=TOLERANCE)
