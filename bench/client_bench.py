@@ -93,6 +93,7 @@ def time_cli(url: str, source: Path, out: Path, rows: int) -> float:
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     started = time.monotonic()
+    machine = describe()  # the load average before this run's own work
     exported = run_export()
     records = applicant_records(load_applicants())
     table = input_table(records, args.rows)
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     for entry in runs.values():
         entry["median_rows_per_s"] = statistics.median(entry["rows_per_s"])
     return {
-        "machine": describe(),
+        "machine": machine,
         "rows": args.rows,
         "rounds": args.rounds,
         "defaults": defaults,

@@ -71,7 +71,9 @@ def _write(pieces: Iterator[pa.Table], out: Path, kind: str, empty: Callable[[],
     """Every piece to `out`, through a temporary file renamed at the end: a job that fails
     halfway leaves no output that looks complete."""
     partial = out.with_name(f".{out.name}.partial")
-    first = next(pieces, None) or empty()
+    first = next(pieces, None)
+    if first is None:  # an input without rows still gets an output, with the result's columns
+        first = empty()
     try:
         if kind == "parquet":
             with pq.ParquetWriter(partial, first.schema) as parquet:
