@@ -72,3 +72,15 @@ def test_classify_one_applicant(
     decision = json.loads(done.stdout)
     assert decision["model"] == exported.onnx_tag
     np.testing.assert_allclose(decision["probability"], expected_probability[3], atol=TOLERANCE)
+
+
+def test_score_empty_input_writes_an_empty_output(applicants: Applicants, tmp_path) -> None:
+    """No rows, no request (nothing listens on this port), and still an output to read."""
+    source, out = tmp_path / "none.parquet", tmp_path / "none-decisions.parquet"
+    pq.write_table(applicants.table.slice(0, 0), source)
+    done = _client("score", str(source), str(out), "--url", "http://127.0.0.1:9")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["rows"] == 0
+    result = pq.read_table(out)
+    assert result.num_rows == 0
+    assert result.column_names == ["application_id", "branch", "probability", "status", "model"]
