@@ -141,7 +141,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "rows": args.rows,
         "rounds": args.rounds,
         "defaults": defaults,
-        "command": "python -m bench.client_bench " + " ".join(args.argv),
+        "command": " ".join(["python -m bench.client_bench", *args.argv]),
         "runs": runs,
         "elapsed_s": round(time.monotonic() - started, 1),
     }

@@ -365,7 +365,8 @@ def client_section(client: dict[str, Any]) -> list[str]:
         + ". Single: one pre-serialised 100,000-row Arrow request at a time (median of 5); "
         "score_table: wall time from the call to the aligned result (bodies built, answers read, "
         "an id column carried), chunks sent `concurrency` at a time; the CLI's rows/s is its own "
-        "summary's (Parquet in, Parquet out).",
+        "summary's (Parquet in, Parquet out). A separate run from the tables above (another "
+        "time, other load): compare within this table.",
         "",
         *_table(
             ("input", "rows per request", "concurrency", "rows/s (median)", "range", "vs single"),
