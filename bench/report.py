@@ -83,6 +83,7 @@ def reproduce() -> list[str]:
         "```bash",
         ".venv/bin/python -m bench.http          # every default mode x 1/16/64/256 users (~12 min)",
         ".venv/bin/pytest bench/ --benchmark-only  # in-process suite (~1 min)",
+        ".venv/bin/python -m bench.client_bench  # the Python client's score_table on 1M rows (~5 min)",
         ".venv/bin/python -m bench.report        # this file and the plots",
         "# development: --quick (users 1 and 64, 5 s; results in bench/results/quick/),",
         "# --modes onnx-adaptive,flask-gunicorn, --users 64, --seconds 30, --no-wrk, --no-bulk",
@@ -332,6 +333,49 @@ def bulk_section(http: Results) -> list[str]:
     return lines
 
 
+def client_section(client: dict[str, Any]) -> list[str]:
+    """`python -m bench.client_bench`: score_table on 1M rows against the single-request figure."""
+    runs = client.get("runs") or {}
+    single = (runs.get("single") or {}).get("median_rows_per_s")
+    if not runs or not single:
+        return []
+    defaults = client.get("defaults", {})
+    rows = []
+    for name, run in runs.items():
+        setting = (run.get("chunk_rows"), run.get("concurrency"))
+        default = setting == (defaults.get("chunk_rows"), defaults.get("concurrency"))
+        rates = run["rows_per_s"]
+        rows.append(
+            (
+                run.get("input", name),
+                f"{run['chunk_rows']:,}" if "chunk_rows" in run else "100,000",
+                run.get("concurrency", 1),
+                f"{run['median_rows_per_s']:,.0f}" + (" (defaults)" if default else ""),
+                f"{min(rates):,.0f}-{max(rates):,.0f}",
+                f"{run['median_rows_per_s'] / single:.2f}x",
+            )
+        )
+    machine = client.get("machine", {})
+    load = machine.get("load_average_at_start")
+    return [
+        f"## Bulk client (`client.CreditRiskClient.score_table`, {client['rows']:,} rows)",
+        f"`{client.get('command', 'python -m bench.client_bench')}`: the default server, "
+        f"{client.get('rounds', 1)} interleaved round(s), commit `{machine.get('commit', '?')}`"
+        + (f", load average at start {load[0]:.2f}" if load else "")
+        + ". Single: one pre-serialised 100,000-row Arrow request at a time (median of 5); "
+        "score_table: wall time from the call to the aligned result (bodies built, answers read, "
+        "an id column carried), chunks sent `concurrency` at a time; the CLI's rows/s is its own "
+        "summary's (Parquet in, Parquet out). A separate run from the tables above (another "
+        "time, other load): compare within this table.",
+        "",
+        *_table(
+            ("input", "rows per request", "concurrency", "rows/s (median)", "range", "vs single"),
+            "lrrrrr",
+            rows,
+        ),
+    ]
+
+
 def _label(bench: dict[str, Any]) -> str:
     extra = bench.get("extra_info", {})
     return str(extra.get("engine") or extra.get("encoder") or extra.get("path") or bench["name"])
@@ -388,7 +432,11 @@ def failures_section(http: Results) -> list[str]:
 
 
 def build(
-    http: Results, inprocess: dict[str, Any], inprocess_path: Path, images: Sequence[str]
+    http: Results,
+    inprocess: dict[str, Any],
+    inprocess_path: Path,
+    images: Sequence[str],
+    client: dict[str, Any] | None = None,
 ) -> str:
     sections = [
         header(http, inprocess),
@@ -399,6 +447,7 @@ def build(
         wrk_table(http),
         batching_table(http),
         bulk_section(http),
+        client_section(client or {}),
         [f"![{Path(image).stem}]({image})" for image in images],
         inprocess_section(inprocess, inprocess_path),
         failures_section(http),
@@ -442,8 +491,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     http = json.loads((results / "http.json").read_text())
     inprocess = json.loads(inprocess_path.read_text()) if inprocess_path.exists() else {}
+    client_path = results / "client.json"
+    client = json.loads(client_path.read_text()) if client_path.exists() else {}
     images = [os.path.relpath(path, out.parent) for path in plots.draw_all(http, results)]
-    out.write_text(build(http, inprocess, inprocess_path, images))
+    out.write_text(build(http, inprocess, inprocess_path, images, client))
     print(f"wrote {out}")
 
 

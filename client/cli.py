@@ -1,0 +1,153 @@
+"""Command line: score a Parquet/CSV file into another, or classify one applicant.
+
+    python -m client score applicants.parquet decisions.parquet --url http://127.0.0.1:3000
+    python -m client score applicants.csv decisions.csv --url URL --chunk-rows 50000 --concurrency 2
+    python -m client classify --url URL '{"seniority": 3, "home": "owner", ...}'
+
+`score` streams: the input is read, sent and written out chunk by chunk, so files of any size
+take bounded memory; the output (Parquet, or CSV by its extension) holds the input's non-field
+columns, then probability, status and model, row for row. It is written under a temporary
+name and renamed when complete, and the last line printed is a JSON summary:
+{"rows", "seconds", "rows_per_s", "model", "output"}.
+"""
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from client import protocol
+from client.errors import CreditRiskError, InputError
+from client.inputs import open_input
+from client.results import empty_result
+from client.sync_client import CreditRiskClient
+
+OUTPUT_KINDS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def score(args: argparse.Namespace) -> dict[str, object]:
+    out: Path = args.output
+    kind = OUTPUT_KINDS.get(out.suffix.lower())
+    if kind is None:
+        raise InputError(f"{out}: the output must end in {', '.join(OUTPUT_KINDS)}")
+    started = time.perf_counter()
+    models: dict[str, None] = {}  # in order of first appearance
+    rows = 0
+    with CreditRiskClient(args.url, timeout=args.timeout, api_key=_api_key(args)) as risk:
+        pieces = risk.iter_scores(
+            args.input,
+            chunk_rows=args.chunk_rows,
+            concurrency=args.concurrency,
+            progress=args.progress,
+        )
+
+        def counted() -> Iterator[pa.Table]:
+            nonlocal rows
+            for piece in pieces:
+                rows += piece.num_rows
+                models.update(dict.fromkeys(piece.column("model").unique().to_pylist()))
+                yield piece
+
+        _write(counted(), out, kind, lambda: empty_result(open_input(args.input).schema))
+    seconds = time.perf_counter() - started
+    tags = list(models)
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds) if seconds > 0 else None,
+        "model": tags[0] if len(tags) == 1 else tags,  # several when a rollout happened mid-job
+        "output": str(out),
+    }
+
+
+def _write(pieces: Iterator[pa.Table], out: Path, kind: str, empty: Callable[[], pa.Table]) -> None:
+    """Every piece to `out`, through a temporary file renamed at the end: a job that fails
+    halfway leaves no output that looks complete."""
+    partial = out.with_name(f".{out.name}.partial")
+    first = next(pieces, None)
+    if first is None:  # an input without rows still gets an output, with the result's columns
+        first = empty()
+    try:
+        if kind == "parquet":
+            with pq.ParquetWriter(partial, first.schema) as parquet:
+                parquet.write_table(first)
+                for piece in pieces:
+                    parquet.write_table(piece)
+        else:
+            with pcsv.CSVWriter(partial, first.schema) as csv:
+                csv.write_table(first)
+                for piece in pieces:
+                    csv.write_table(piece)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def classify(args: argparse.Namespace) -> dict[str, object]:
+    text = sys.stdin.read() if args.applicant == "-" else args.applicant
+    try:
+        applicant = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise InputError(f"applicant is not JSON: {error}") from error
+    if not isinstance(applicant, dict):
+        raise InputError("applicant must be a JSON object of the 13 form fields")
+    with CreditRiskClient(args.url, timeout=args.timeout, api_key=_api_key(args)) as risk:
+        return risk.classify(applicant).model_dump()
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    if args.api_key_file is None:
+        return None
+    try:
+        return Path(args.api_key_file).read_text().strip() or None
+    except OSError as error:
+        raise InputError(f"cannot read the API key file: {error}") from error
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m client",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:3000")
+    common.add_argument("--api-key-file", help="a file holding the API key (sent as Bearer)")
+    common.add_argument(
+        "--timeout", type=float, default=protocol.DEFAULT_TIMEOUT_S, help="seconds per request"
+    )
+    scoring = commands.add_parser(
+        "score", parents=[common], help="score a Parquet/CSV file into another"
+    )
+    scoring.add_argument("input", help="Parquet file or folder, or CSV file")
+    scoring.add_argument("output", type=Path, help="Parquet (.parquet) or CSV (.csv) file")
+    scoring.add_argument("--chunk-rows", type=int, default=protocol.DEFAULT_CHUNK_ROWS)
+    scoring.add_argument("--concurrency", type=int, default=protocol.DEFAULT_CONCURRENCY)
+    scoring.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: on long jobs when stderr is a terminal)",
+    )
+    one = commands.add_parser("classify", parents=[common], help="classify one applicant")
+    one.add_argument("applicant", help="the applicant as a JSON object, or - to read stdin")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = score(args) if args.command == "score" else classify(args)
+    except (CreditRiskError, ValueError) as error:
+        print(f"credit-risk client: {error}", file=sys.stderr)
+        return 1
+    print(orjson.dumps(summary).decode())
+    return 0

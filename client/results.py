@@ -1,0 +1,46 @@
+"""Decisions joined to the rows they answer: the input's own non-field columns (an application
+id...), then probability, status and model, row i of the result for row i of the input."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from client.wire import BulkAnswer
+from features.schema import FIELDS
+
+STATUS_TYPE = pa.dictionary(pa.int8(), pa.string())
+MODEL_TYPE = pa.dictionary(pa.int8(), pa.string())
+
+
+def carried_columns(schema: pa.Schema) -> list[str]:
+    """The input columns that come back with the decisions: every one but the form fields."""
+    return [name for name in schema.names if name not in FIELDS]
+
+
+def scored(table: pa.Table, answer: BulkAnswer) -> pa.Table:
+    """`table`'s carried columns beside its answer. The model tag is a column (one-entry
+    dictionary, so it costs a byte a row) because a long job can span a model rollout."""
+    columns = {name: table.column(name) for name in carried_columns(table.schema)}
+    model = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(answer.rows, dtype=np.int8)), pa.array([answer.model])
+    )
+    columns.update(probability=answer.probability, status=answer.status, model=model)
+    return pa.table(columns)
+
+
+def empty_result(schema: pa.Schema) -> pa.Table:
+    """The result of an input with no rows: the same columns, none of them sent."""
+    carried = [schema.field(name) for name in carried_columns(schema)]
+    result = pa.schema(
+        [*carried, ("probability", pa.float32()), ("status", STATUS_TYPE), ("model", MODEL_TYPE)]
+    )
+    return result.empty_table()
+
+
+def as_frame(result: pa.Table, index: pd.Index | None = None) -> pd.DataFrame:
+    """A scored table as pandas (status and model as categoricals), optionally on the index
+    of the DataFrame it answers, so that `frame.join(as_frame(...))` lines up row for row."""
+    frame = result.to_pandas()
+    if index is not None:
+        frame.index = index
+    return frame
