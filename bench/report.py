@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import plots
+from bench import capacity_report, plots
 from bench.modes import BASELINE, FLASK, OURS
 from bench.targets import Results, batching_pairs, evaluate, locust_run, ratio, times, wrk_run
 
@@ -388,7 +388,11 @@ def failures_section(http: Results) -> list[str]:
 
 
 def build(
-    http: Results, inprocess: dict[str, Any], inprocess_path: Path, images: Sequence[str]
+    http: Results,
+    inprocess: dict[str, Any],
+    inprocess_path: Path,
+    images: Sequence[str],
+    capacity: Sequence[str] = (),
 ) -> str:
     sections = [
         header(http, inprocess),
@@ -402,6 +406,7 @@ def build(
         [f"![{Path(image).stem}]({image})" for image in images],
         inprocess_section(inprocess, inprocess_path),
         failures_section(http),
+        capacity,  # bench/capacity_report.py, when `python -m bench.capacity` has run
     ]
     if NOTES.exists():
         sections.append(
@@ -443,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     http = json.loads((results / "http.json").read_text())
     inprocess = json.loads(inprocess_path.read_text()) if inprocess_path.exists() else {}
     images = [os.path.relpath(path, out.parent) for path in plots.draw_all(http, results)]
-    out.write_text(build(http, inprocess, inprocess_path, images))
+    capacity = capacity_report.markdown(results / "capacity.json")
+    out.write_text(build(http, inprocess, inprocess_path, images, capacity))
     print(f"wrote {out}")
 
 
