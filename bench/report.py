@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import plots
+from bench import capacity_report, plots
 from bench.modes import BASELINE, FLASK, OURS
 from bench.targets import Results, batching_pairs, evaluate, locust_run, ratio, times, wrk_run
 
@@ -437,6 +437,7 @@ def build(
     inprocess_path: Path,
     images: Sequence[str],
     client: dict[str, Any] | None = None,
+    capacity: Sequence[str] = (),
 ) -> str:
     sections = [
         header(http, inprocess),
@@ -451,6 +452,7 @@ def build(
         [f"![{Path(image).stem}]({image})" for image in images],
         inprocess_section(inprocess, inprocess_path),
         failures_section(http),
+        capacity,  # bench/capacity_report.py, when `python -m bench.capacity` has run
     ]
     if NOTES.exists():
         sections.append(
@@ -494,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     client_path = results / "client.json"
     client = json.loads(client_path.read_text()) if client_path.exists() else {}
     images = [os.path.relpath(path, out.parent) for path in plots.draw_all(http, results)]
-    out.write_text(build(http, inprocess, inprocess_path, images, client))
+    capacity = capacity_report.markdown(results / "capacity.json")
+    out.write_text(build(http, inprocess, inprocess_path, images, client, capacity))
     print(f"wrote {out}")
 
 

@@ -122,8 +122,11 @@ def served(
         server = ServedProcess(process, port, log_path)
         try:
             if not wait_ready(server.url, process, ready_timeout_s):
+                code = process.poll()
                 raise RuntimeError(
-                    f"server on port {port} never became ready:\n{server.log()[-4000:]}"
+                    f"server on port {port} never became ready"
+                    + (f" (exited with code {code})" if code is not None else "")
+                    + f":\n{server.log()[-4000:]}"
                 )
             yield server
         finally:

@@ -1,0 +1,205 @@
+"""What a credit-risk Deployment manifest must get right, read from the YAML (no cluster).
+
+`deployment_violations` returns one line per broken rule; tests run it over every Deployment in
+deploy/kubernetes/ (none allowed) and over deliberately broken copies (each must be caught).
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from bentoml._internal.container.generate import BENTO_UID_GID
+
+from harness.process import PROJECT_ROOT
+from service.settings import ServiceSettings
+
+MANIFESTS = PROJECT_ROOT / "deploy" / "kubernetes"
+BENTOML_PORT = 3000  # `bentoml serve` in the image listens here
+ENV_PREFIX = "CREDIT_RISK_"
+# Settings the manifests already set whose server side is on its way (issue 9: SIGTERM drain;
+# issue 14: API keys). Remove each name here once service/settings.py declares it.
+PENDING_SETTINGS = {"CREDIT_RISK_DRAIN_DELAY_S": 5.0, "CREDIT_RISK_API_KEYS_FILE": None}
+# Memory per pod: measured RSS of `bentoml serve` is ~0.33 GiB for the arbiter plus ~0.33 GiB per
+# worker idle, 1.2 GiB in all for 2 workers at peak under 200,000-row bulk requests.
+MEMORY_BASE_MIB = 512
+MEMORY_PER_WORKER_MIB = 512
+EXIT_MARGIN_S = 5  # on top of drain delay + request timeout, for the processes to exit
+
+Manifest = dict[str, Any]
+
+
+def load_all() -> dict[Path, list[Manifest]]:
+    """Every YAML document under deploy/kubernetes/, by file."""
+    return {
+        path: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        for path in sorted(MANIFESTS.rglob("*.yaml"))
+    }
+
+
+def deployments() -> dict[Path, Manifest]:
+    return {
+        path: doc
+        for path, docs in load_all().items()
+        for doc in docs
+        if doc["kind"] == "Deployment"
+    }
+
+
+def container(deployment: Manifest) -> Manifest:
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(server)
+
+
+def env_of(deployment: Manifest) -> dict[str, str]:
+    return {e["name"]: str(e["value"]) for e in container(deployment).get("env", [])}
+
+
+def _setting_default(name: str) -> Any:
+    field = name.removeprefix(ENV_PREFIX).lower()
+    if field in ServiceSettings.model_fields:
+        return ServiceSettings.model_fields[field].default
+    return PENDING_SETTINGS[name]
+
+
+def _setting(env: Mapping[str, str], name: str) -> float:
+    return float(env.get(name, _setting_default(name)))
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {
+        "Ki": 1 / 1024,
+        "Mi": 1,
+        "Gi": 1024,
+        "K": 1e3 / 2**20,
+        "M": 1e6 / 2**20,
+        "G": 1e9 / 2**20,
+    }
+    for unit in sorted(units, key=len, reverse=True):
+        if quantity.endswith(unit):
+            return float(quantity.removesuffix(unit)) * units[unit]
+    return float(quantity) / 2**20
+
+
+def _cores(quantity: str) -> float:
+    return float(quantity.removesuffix("m")) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _probe_violations(server: Manifest, tls: bool) -> list[str]:
+    found = []
+    for probe, paths in (
+        ("readinessProbe", {"/readyz"}),
+        ("livenessProbe", {"/livez"}),
+        ("startupProbe", {"/readyz", "/livez"}),
+    ):
+        spec = server.get(probe)
+        if spec is None:
+            if probe != "startupProbe":
+                found.append(f"no {probe}")
+            continue
+        get = spec.get("httpGet", {})
+        if get.get("path") not in paths:
+            found.append(f"{probe} path {get.get('path')!r}, expected one of {sorted(paths)}")
+        if (get.get("scheme", "HTTP") == "HTTPS") != tls:
+            found.append(f"{probe} scheme {get.get('scheme', 'HTTP')} with TLS {tls}")
+    return found
+
+
+def _filesystem_violations(deployment: Manifest, env: Mapping[str, str]) -> list[str]:
+    """A read-only root needs writable emptyDirs where BentoML writes: $BENTOML_HOME (its
+    stores and prometheus_multiproc_dir) and /tmp (circus sockets)."""
+    pod = deployment["spec"]["template"]["spec"]
+    empty = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    mounts = {m["mountPath"]: m["name"] for m in container(deployment).get("volumeMounts", [])}
+    found = []
+    for path in (env.get("BENTOML_HOME", "/home/bentoml/"), "/tmp"):
+        if mounts.get(path.rstrip("/")) not in empty:
+            found.append(f"{path} is not an emptyDir mount under a read-only root")
+    return found
+
+
+def _secret_violations(deployment: Manifest, env: Mapping[str, str]) -> list[str]:
+    """The API-key file lives in a mounted Secret (mounted whole: updates reach the pod)."""
+    keys = env.get("CREDIT_RISK_API_KEYS_FILE")
+    if keys is None:
+        return ["CREDIT_RISK_API_KEYS_FILE not set: the API would answer anyone"]
+    pod = deployment["spec"]["template"]["spec"]
+    secrets = {v["name"] for v in pod.get("volumes", []) if "secret" in v}
+    for mount in container(deployment).get("volumeMounts", []):
+        inside = keys.startswith(mount["mountPath"].rstrip("/") + "/")
+        if inside and mount["name"] in secrets and "subPath" not in mount:
+            return []
+    return [f"{keys} is not in a Secret volume mounted without subPath"]
+
+
+def deployment_violations(deployment: Manifest) -> list[str]:
+    found: list[str] = []
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    server = container(deployment)
+    env = env_of(deployment)
+
+    strategy = spec.get("strategy", {})
+    if strategy.get("type") != "RollingUpdate":
+        found.append(f"strategy {strategy.get('type')!r}, expected RollingUpdate")
+    if str(strategy.get("rollingUpdate", {}).get("maxUnavailable")) not in ("0", "0%"):
+        found.append("maxUnavailable must be 0: a rollout must not lower capacity")
+
+    tls = any(arg.startswith("--ssl-certfile") for arg in server.get("args", []))
+    found += _probe_violations(server, tls)
+    if {p.get("containerPort") for p in server.get("ports", [])} != {BENTOML_PORT}:
+        found.append(f"container port is not {BENTOML_PORT}")
+
+    needed = (
+        _setting(env, "CREDIT_RISK_DRAIN_DELAY_S")
+        + _setting(env, "CREDIT_RISK_REQUEST_TIMEOUT_S")
+        + EXIT_MARGIN_S
+    )
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if grace < needed:
+        found.append(f"terminationGracePeriodSeconds {grace} < drain + request timeout + margin")
+
+    for name in env:
+        if name.startswith(ENV_PREFIX) and (
+            name.removeprefix(ENV_PREFIX).lower() not in ServiceSettings.model_fields
+            and name not in PENDING_SETTINGS
+        ):
+            found.append(f"{name} is not a setting in service/settings.py")
+
+    workers = int(_setting(env, "CREDIT_RISK_WORKERS"))
+    resources = server.get("resources", {})
+    requests, limits = resources.get("requests", {}), resources.get("limits", {})
+    for kind, values in (("requests", requests), ("limits", limits)):
+        if _cores(str(values.get("cpu", "0"))) != workers:
+            found.append(f"cpu {kind} {values.get('cpu')} != {workers} workers (1 core each)")
+        memory = _mebibytes(str(values.get("memory", "0")))
+        if memory < MEMORY_BASE_MIB + MEMORY_PER_WORKER_MIB * workers:
+            found.append(f"memory {kind} {values.get('memory')} too small for {workers} workers")
+    if int(_setting(env, "CREDIT_RISK_BULK_THREADS")) == 0:
+        found.append("CREDIT_RISK_BULK_THREADS=0 counts the node's cores, not the CPU limit")
+
+    gpus = int(limits.get("nvidia.com/gpu", 0))
+    if (env.get("CREDIT_RISK_DEVICE") == "cuda") != (gpus == 1):
+        found.append(f"CREDIT_RISK_DEVICE={env.get('CREDIT_RISK_DEVICE')} with {gpus} GPUs")
+
+    pod_security = pod.get("securityContext", {})
+    security = server.get("securityContext", {})
+    if pod_security.get("runAsNonRoot") is not True:
+        found.append("runAsNonRoot is not true")
+    if pod_security.get("runAsUser") != BENTO_UID_GID:
+        found.append(f"runAsUser is not the image's bentoml user ({BENTO_UID_GID})")
+    if security.get("allowPrivilegeEscalation") is not False:
+        found.append("allowPrivilegeEscalation is not false")
+    if security.get("capabilities", {}).get("drop") != ["ALL"]:
+        found.append("capabilities are not all dropped")
+    if security.get("readOnlyRootFilesystem") is not True:
+        found.append("readOnlyRootFilesystem is not true")
+    else:
+        found += _filesystem_violations(deployment, env)
+    found += _secret_violations(deployment, env)
+    return found
+
+
+def bentofile_envs(name: str) -> dict[str, str]:
+    bentofile = yaml.safe_load((PROJECT_ROOT / name).read_text())
+    return {e["name"]: str(e["value"]) for e in bentofile.get("envs", [])}
