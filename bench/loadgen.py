@@ -118,10 +118,11 @@ def run_locust(
 _WRK_SCRIPT = """
 local bodies = {}
 for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local path = os.getenv("BENCH_PATH")
 local i = 0
 request = function()
   i = (i % #bodies) + 1
-  return wrk.format("POST", "/classify", {["Content-Type"] = "application/json"}, bodies[i])
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[i])
 end
 """
 
@@ -150,31 +151,50 @@ def run_wrk(
     wrk needs far less CPU per request than Locust, so on 2 shared cores it shows what the server
     does when the load generator is not the bottleneck.
     """
-    bodies, script = workdir / "bodies.jsonl", workdir / "post.lua"
-    if not bodies.exists():
-        bodies.write_bytes(b"\n".join(orjson.dumps(record) for record in records))
-        script.write_text(_WRK_SCRIPT)
+    bodies = [orjson.dumps(record) for record in records]
+    return run_wrk_bodies(url, "/classify", bodies, connections, seconds, workdir)
+
+
+def run_wrk_bodies(
+    url: str,
+    path: str,
+    bodies: Sequence[bytes],
+    connections: int,
+    seconds: int,
+    workdir: Path,
+    *,
+    threads: int = 1,
+    timeout_s: float | None = None,
+    name: str = "wrk",
+) -> dict[str, float]:
+    """wrk posting `bodies` (one JSON document each, in turn) to `path` on `connections`
+    kept-alive connections: rate, percentiles (all answers), non-2xx and socket errors."""
+    bodies_file, script = workdir / f"{name}-bodies.jsonl", workdir / "post.lua"
+    bodies_file.write_bytes(b"\n".join(bodies))
+    script.write_text(_WRK_SCRIPT)
     argv = [
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-        "-s", str(script), f"{url}/classify",
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+        "-s", str(script), *(["--timeout", f"{timeout_s}s"] if timeout_s else []), f"{url}{path}",
     ]  # fmt: skip
-    log = workdir / f"wrk-{connections}.log"
-    _run_bounded(
-        "wrk", argv, timeout_s=seconds + GRACE_S, log=log, env={"BENCH_BODIES": str(bodies)}
-    )
+    log = workdir / f"{name}-{connections}.log"
+    env = {"BENCH_BODIES": str(bodies_file), "BENCH_PATH": path}
+    _run_bounded("wrk", argv, timeout_s=seconds + GRACE_S, log=log, env=env)
     output = log.read_text(errors="replace")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if rps is None:
         raise LoadError(f"wrk printed no rate:\n{output[-2000:]}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
+    timeouts = re.search(r"timeout (\d+)", socket_errors.group(1)) if socket_errors else None
     result = {
         "connections": float(connections),
         "rps": float(rps.group(1)),
+        "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
         "non_2xx": float(errors.group(1)) if errors else 0.0,
         "socket_errors": float(sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1))))
         if socket_errors
         else 0.0,
+        "timeouts": float(timeouts.group(1)) if timeouts else 0.0,
     }
     for percentile in ("50", "90", "99"):
         value = _wrk_ms(output, percentile)

@@ -39,13 +39,15 @@ class ServedProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes], timeout_s: float, path: str = "/readyz"
+) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
         try:
-            with urlopen(f"{url}/readyz", timeout=2) as response:
+            with urlopen(f"{url}{path}", timeout=2) as response:
                 if response.status == 200:
                     return True
         except (URLError, OSError):
@@ -93,6 +95,7 @@ def served(
     service: str = DEFAULT_SERVICE,
     extra_args: tuple[str, ...] = (),
     ready_timeout_s: float = 120,
+    ready_path: str = "/readyz",
     command: list[str] | None = None,
     cwd: Path = PROJECT_ROOT,
 ) -> Iterator[ServedProcess]:
@@ -110,6 +113,7 @@ def served(
             "--host", "127.0.0.1", "--port", str(port), *extra_args,
         ]  # fmt: skip
         argv = [part.replace("{port}", str(port)) for part in argv]
+        env = {name: value.replace("{port}", str(port)) for name, value in env.items()}
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 argv,
@@ -121,7 +125,7 @@ def served(
             )
         server = ServedProcess(process, port, log_path)
         try:
-            if not wait_ready(server.url, process, ready_timeout_s):
+            if not wait_ready(server.url, process, ready_timeout_s, ready_path):
                 code = process.poll()
                 raise RuntimeError(
                     f"server on port {port} never became ready"

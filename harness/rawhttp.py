@@ -53,6 +53,16 @@ class LoadResult:
     latencies: dict[int, list[float]] = field(default_factory=dict)
     retry_after: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)  # resets, bad bodies: answers lost
+    timeouts: int = 0  # requests with no answer within the client's timeout (also failures)
+
+    def merge(self, other: "LoadResult") -> None:
+        """Add another client process's counts (same run, same duration)."""
+        self.statuses.update(other.statuses)
+        for status, latencies in other.latencies.items():
+            self.latencies.setdefault(status, []).extend(latencies)
+        self.retry_after.update(other.retry_after)
+        self.failures.extend(other.failures)
+        self.timeouts += other.timeouts
 
     def rate(self, status: int) -> float:
         return self.statuses[status] / self.seconds
@@ -68,9 +78,15 @@ class LoadResult:
 
 
 async def _client(
-    port: int, request: bytes, deadline: float, check: Callable[[bytes], bool], out: LoadResult
+    port: int,
+    request: bytes,
+    deadline: float,
+    check: Callable[[bytes], bool],
+    out: LoadResult,
+    timeout_s: float | None,
 ) -> None:
-    """Re-sends `request` as soon as each answer arrives (a client that ignores Retry-After)."""
+    """Re-sends `request` as soon as each answer arrives (a client that ignores Retry-After);
+    a request unanswered after `timeout_s` is given up, its connection closed."""
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     while time.monotonic() < deadline:
@@ -80,7 +96,14 @@ async def _client(
                 reader, writer = await asyncio.open_connection(HOST, port)
             assert reader is not None
             writer.write(request)
-            answer = await read_answer(reader)
+            answer = await asyncio.wait_for(read_answer(reader), timeout_s)
+        except TimeoutError:
+            out.timeouts += 1
+            out.failures.append("timeout")
+            if writer is not None:
+                writer.close()
+            writer = None
+            continue
         except (OSError, asyncio.IncompleteReadError) as error:
             out.failures.append(repr(error))
             writer = None
@@ -106,6 +129,7 @@ def run_load(
     connections: int,
     seconds: float,
     check: Callable[[bytes], bool],
+    timeout_s: float | None = None,
 ) -> LoadResult:
     """`connections` clients sending `request` back to back for `seconds`."""
     out = LoadResult(seconds)
@@ -113,7 +137,10 @@ def run_load(
     async def main() -> None:
         deadline = time.monotonic() + seconds
         await asyncio.gather(
-            *(_client(port, request, deadline, check, out) for _ in range(connections))
+            *(
+                _client(port, request, deadline, check, out, timeout_s)
+                for _ in range(connections)
+            )
         )
 
     uvloop.run(main())

@@ -1,0 +1,264 @@
+"""The front door's targets (issue 9), measured in one run on this machine:
+
+1. Half the HTTP limit: one applicant per request, wrk at 64 connections, against the no-op
+   ASGI app (the HTTP limit: uvicorn + uvloop + httptools, 2 workers), our server (`bentoml
+   serve`, 2 workers, defaults) and MLServer 1.7.1 at its best setting; interleaved rounds, the
+   median round reported, ratios within the run.
+2. Overload: 2,048 connections on /classify for 15 s. Our raw-socket client in 2 processes
+   (per-status latency: admitted 200s apart from refusals; 5 s client timeout), then wrk with
+   2 threads and a 5 s timeout (its socket errors and timeouts), then one request on a new
+   connection right after.
+
+    python -m bench.front_door                   # ~4 min (MLServer's venv: minutes, once)
+    python -m bench.front_door --no-mlserver --seconds 8 --rounds 2
+    python -m bench.report                       # the section in bench/REPORT.md
+
+Server and load generator share the machine's cores: compare ratios within one run.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.baselines import mlserver_setup
+from bench.loadgen import run_wrk_bodies
+from bench.machine import describe
+from export.dataset import applicant_records, load_applicants
+from export.pipeline import ExportSummary, run_export
+from features.encoder import FeatureEncoder
+from harness.process import ServedProcess, served
+from harness.rawhttp import LoadResult, post_request, run_load
+from runners.model_store import get_stored_model
+
+RESULTS = Path(__file__).parent / "results" / "front_door.json"
+CONNECTIONS = 64
+OVERLOAD_CONNECTIONS = 2048
+OVERLOAD_SECONDS = 15
+CLIENT_TIMEOUT_S = 5.0
+NOOP_COMMAND = [
+    sys.executable, "-m", "uvicorn", "bench.baselines.noop_app:app", "--workers", "2",
+    "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    "--host", "127.0.0.1", "--port", "{port}",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test: how to post one applicant to it."""
+
+    name: str
+    description: str
+    server: ServedProcess
+    path: str
+    bodies: list[bytes]
+
+
+@contextmanager
+def _targets(
+    exported: ExportSummary, records: list[dict[str, Any]], workdir: Path, mlserver: bool
+) -> Iterator[list[Target]]:
+    applicants = [orjson.dumps(record) for record in records]
+    with ExitStack() as stack:
+        noop = stack.enter_context(served(log_path=workdir / "noop.log", command=NOOP_COMMAND))
+        ours = stack.enter_context(
+            served({"CREDIT_RISK_MODEL_TAG": exported.onnx_tag}, log_path=workdir / "ours.log")
+        )
+        targets = [
+            Target("noop-asgi", "raw ASGI app, fixed answer (the HTTP limit)", noop,
+                   "/classify", applicants),
+            Target("ours", "our server, defaults (bentoml serve, 2 workers)", ours,
+                   "/classify", applicants),
+        ]  # fmt: skip
+        if mlserver:
+            folder = mlserver_setup.write_repository(exported.native_tag, workdir / "mlserver")
+            server = stack.enter_context(
+                served(
+                    {"MLSERVER_HTTP_PORT": "{port}"},
+                    log_path=workdir / "mlserver.log",
+                    command=mlserver_setup.command(folder),
+                    ready_path=mlserver_setup.READY_PATH,
+                )
+            )
+            encoder = FeatureEncoder(get_stored_model(exported.onnx_tag).feature_names)
+            features = encoder.encode_rows(records)
+            bodies = [orjson.dumps(mlserver_setup.infer_body(row.tolist())) for row in features]
+            targets.append(
+                Target("mlserver", "MLServer 1.7.1, XGBoost runtime, adaptive batching, "
+                       "pre-encoded tensors (1 process)", server, mlserver_setup.INFER_PATH,
+                       bodies)
+            )  # fmt: skip
+        yield targets
+
+
+def _check(target: Target) -> None:
+    answer = httpx.post(
+        f"{target.server.url}{target.path}",
+        content=target.bodies[0],
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    if answer.status_code != 200:
+        raise RuntimeError(f"{target.name}: {answer.status_code} {answer.text[:300]}")
+
+
+def limit_rounds(targets: list[Target], seconds: int, rounds: int, workdir: Path) -> dict[str, Any]:
+    """Every target at 64 connections, `rounds` times in turn; the median round per target."""
+    runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
+    for number in range(rounds):
+        for target in targets:
+            run = run_wrk_bodies(
+                target.server.url, target.path, target.bodies, CONNECTIONS, seconds, workdir,
+                name=target.name,
+            )  # fmt: skip
+            runs[target.name].append(run)
+            print(f"   round {number + 1} {target.name:>10}: {run['rps']:9,.0f} req/s  "
+                  f"p99 {run.get('p99_ms', float('nan')):.1f} ms  non-2xx {run['non_2xx']:.0f}",
+                  flush=True)  # fmt: skip
+    out: dict[str, Any] = {}
+    for target in targets:
+        median_rps = statistics.median(r["rps"] for r in runs[target.name])
+        out[target.name] = {
+            "description": target.description,
+            "rounds": runs[target.name],
+            "rps": median_rps,
+            "p99_ms": statistics.median(r.get("p99_ms", float("nan")) for r in runs[target.name]),
+        }
+    noop = out["noop-asgi"]["rps"]
+    for entry in out.values():
+        entry["vs_noop"] = entry["rps"] / noop
+    return out
+
+
+def _load_part(port: int, request: bytes, connections: int, seconds: float) -> LoadResult:
+    return run_load(port, request, connections, seconds, _is_decision, CLIENT_TIMEOUT_S)
+
+
+def _is_decision(body: bytes) -> bool:
+    return "probability" in orjson.loads(body)
+
+
+def overload(server: ServedProcess, records: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
+    """2,048 connections for 15 s: our client (per-status latency), then wrk (socket errors)."""
+    request = post_request("/classify", orjson.dumps(records[0]))
+    processes = 2
+    with ProcessPoolExecutor(processes) as pool:
+        parts = list(
+            pool.map(
+                _load_part,
+                [server.port] * processes,
+                [request] * processes,
+                [OVERLOAD_CONNECTIONS // processes] * processes,
+                [float(OVERLOAD_SECONDS)] * processes,
+            )
+        )
+    load = parts[0]
+    for part in parts[1:]:
+        load.merge(part)
+    after_client = _one_request_ms(server, records[1])
+    wrk = run_wrk_bodies(
+        server.url, "/classify", [orjson.dumps(r) for r in records], OVERLOAD_CONNECTIONS,
+        OVERLOAD_SECONDS, workdir, threads=2, timeout_s=CLIENT_TIMEOUT_S, name="overload",
+    )  # fmt: skip
+    after_wrk = _one_request_ms(server, records[2])
+    refused = load.statuses[503] + load.statuses[429]
+    result = {
+        "connections": OVERLOAD_CONNECTIONS,
+        "seconds": OVERLOAD_SECONDS,
+        "client": {
+            "statuses": {str(k): v for k, v in load.statuses.items()},
+            "other_5xx": sum(v for k, v in load.statuses.items() if k >= 500 and k != 503),
+            "answered_per_s": load.rate(200),
+            "refused_per_s": refused / load.seconds,
+            "admitted_p50_ms": load.p(200, 50) * 1000,
+            "admitted_p99_ms": load.p(200, 99) * 1000,
+            "admitted_max_ms": max(load.latencies.get(200, [0.0])) * 1000,
+            "refused_p50_ms": load.p(503, 50) * 1000,
+            "refused_p99_ms": load.p(503, 99) * 1000,
+            "retry_after": dict(load.retry_after),
+            "timeouts": load.timeouts,
+            "socket_errors": len(load.failures) - load.timeouts,
+        },
+        "wrk": wrk,
+        "one_request_after_ms": {"client run": after_client, "wrk run": after_wrk},
+    }
+    client = result["client"]
+    print(f"   overload, our client: {client['answered_per_s']:,.0f} answered/s (p50 "
+          f"{client['admitted_p50_ms']:.0f}, p99 {client['admitted_p99_ms']:.0f} ms), "
+          f"{client['refused_per_s']:,.0f} refused/s (p99 {client['refused_p99_ms']:.0f} ms), "
+          f"timeouts {client['timeouts']}, socket errors {client['socket_errors']}, "
+          f"other 5xx {client['other_5xx']}; next request {after_client:.1f} ms", flush=True)
+    print(f"   overload, wrk: {wrk['rps']:,.0f} req/s, non-2xx {wrk['non_2xx']:.0f}, socket "
+          f"errors {wrk['socket_errors']:.0f} (timeouts {wrk['timeouts']:.0f}); next request "
+          f"{after_wrk:.1f} ms", flush=True)  # fmt: skip
+    return result
+
+
+def _one_request_ms(server: ServedProcess, record: dict[str, Any]) -> float:
+    """One request on a new connection, right after a load run."""
+    started = time.perf_counter()
+    answer = httpx.post(f"{server.url}/classify", json=record, timeout=30)
+    elapsed = (time.perf_counter() - started) * 1000
+    if answer.status_code != 200:
+        raise RuntimeError(f"after the overload: {answer.status_code} {answer.text[:200]}")
+    return elapsed
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    exported = run_export()
+    records = applicant_records(load_applicants())
+    results: dict[str, Any] = {"machine": describe(), "seconds": args.seconds}
+    with _targets(exported, records, workdir, args.mlserver) as targets:
+        for target in targets:
+            _check(target)
+        print("== the HTTP limit, 64 connections", flush=True)
+        results["limit"] = limit_rounds(targets, args.seconds, args.rounds, workdir)
+        print(f"== overload, {OVERLOAD_CONNECTIONS} connections", flush=True)
+        ours = next(t for t in targets if t.name == "ours")
+        results["overload"] = overload(ours.server, records, workdir)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.front_door", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--seconds", type=int, default=10, help="wrk run per target and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-mlserver", dest="mlserver", action="store_false")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    home = tempfile.mkdtemp(prefix="credit-risk-bench-door-")
+    os.environ["BENTOML_HOME"] = home
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    workdir = Path(tempfile.mkdtemp(prefix="credit-risk-door-"))
+    try:
+        results = run(args, workdir)
+    except BaseException:
+        print(f"server and load-generator logs kept in {workdir}", file=sys.stderr)
+        raise
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output} ({results['elapsed_s']:.0f} s)")
+
+
+
+if __name__ == "__main__":
+    main()

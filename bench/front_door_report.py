@@ -1,0 +1,82 @@
+"""The front-door section of bench/REPORT.md, from bench/results/front_door.json
+(`python -m bench.front_door`): the HTTP-limit ratio and the 2,048-connection overload run,
+each against issue 9's targets."""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "front_door.json"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "**NO**"
+
+
+def markdown(path: Path = RESULTS) -> list[str]:
+    if not path.exists():
+        return []
+    data: dict[str, Any] = json.loads(path.read_text())
+    machine = data["machine"]
+    limit = data["limit"]
+    ours = limit["ours"]
+    lines = [
+        "## Front door: the HTTP limit and overload (issue 9)",
+        "",
+        f"`python -m bench.front_door`, commit `{machine.get('commit', '?')}`, "
+        f"{machine.get('started_utc', '?')} UTC, load average at start "
+        f"{machine.get('load_average_at_start', '?')}; "
+        f"wrk, 1 thread, 64 connections, one applicant per request, {data['seconds']} s per "
+        f"run, targets in turn for {len(ours['rounds'])} rounds (median round shown).",
+        "",
+    ]
+    rows = [
+        [f"`{name}`", entry["description"], f"{entry['rps']:,.0f}", f"{entry['p99_ms']:.1f}",
+         f"{entry['vs_noop']:.0%}"]
+        for name, entry in limit.items()
+    ]  # fmt: skip
+    lines += _table(["server", "what", "req/s", "p99 ms", "vs no-op"], rows)
+    over = data["overload"]
+    client, wrk = over["client"], over["wrk"]
+    after = max(over["one_request_after_ms"].values())
+    lines += [
+        "",
+        f"Overload: {over['connections']:,} connections on /classify for {over['seconds']} s, "
+        "first our raw-socket client (2 processes, per-status latency, 5 s timeout), then wrk "
+        "(2 threads, 5 s timeout).",
+        "",
+    ]
+    lines += _table(
+        ["", "answered/s", "admitted p50 ms", "admitted p99 ms", "refused/s", "refusal p99 ms",
+         "timeouts", "socket errors", "other 5xx"],
+        [
+            ["raw-socket client", f"{client['answered_per_s']:,.0f}",
+             f"{client['admitted_p50_ms']:.0f}", f"{client['admitted_p99_ms']:.0f}",
+             f"{client['refused_per_s']:,.0f}", f"{client['refused_p99_ms']:.0f}",
+             client["timeouts"], client["socket_errors"], client["other_5xx"]],
+            ["wrk", f"{wrk['rps'] - wrk['non_2xx'] / over['seconds']:,.0f}", "", "",
+             f"{wrk['non_2xx'] / over['seconds']:,.0f}", "", f"{wrk['timeouts']:.0f}",
+             f"{wrk['socket_errors']:.0f}", ""],
+        ],
+    )  # fmt: skip
+    targets = [
+        ["single /classify at 64 connections >= 50% of the no-op app", _yes(ours["vs_noop"] >= 0.5),
+         f"{ours['vs_noop']:.0%}"],
+        ["its p99 <= 10 ms", _yes(ours["p99_ms"] <= 10), f"{ours['p99_ms']:.1f} ms"],
+        ["2,048 connections: 0 non-503/429 5xx", _yes(client["other_5xx"] == 0),
+         str(client["other_5xx"])],
+        ["0 client timeouts or socket errors (both clients)",
+         _yes(client["timeouts"] + client["socket_errors"] + wrk["socket_errors"] == 0),
+         f"{client['timeouts'] + client['socket_errors']} / {wrk['socket_errors']:.0f}"],
+        ["admitted p99 <= 1 s", _yes(client["admitted_p99_ms"] <= 1000),
+         f"{client['admitted_p99_ms']:.0f} ms"],
+        ["one request right after < 100 ms", _yes(after < 100), f"{after:.1f} ms"],
+    ]  # fmt: skip
+    lines += ["", *_table(["target (issue 9)", "met", "measured"], targets)]
+    return lines
