@@ -145,12 +145,15 @@ class Explainer:
         if self._table is not None:
             fields = self._table.lookup(features)
             bias = self._table.bias
+        elif len(features) == 0:
+            fields = np.zeros((0, len(FIELDS)), dtype=np.float32)
+            bias = self._bias()
         else:
             raw = self.booster.predict(
                 xgb.DMatrix(features, nthread=self.threads), pred_contribs=True
             )
             fields = raw[:, :-1] @ self.grouping
-            bias = float(raw[0, -1]) if len(raw) else self._bias()
+            bias = float(raw[0, -1])  # the same in every row: the expected margin
         margin = bias + fields.sum(axis=1, dtype=np.float64)
         probability = (1.0 / (1.0 + np.exp(-margin))).astype(np.float32)
         return Explanation(probability=probability, bias=bias, contributions=fields)
