@@ -40,6 +40,11 @@ def raw_contributions(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
     return booster.predict(xgb.DMatrix(features), pred_contribs=True)
 
 
+@pytest.fixture(scope="module")
+def explained(explainers: dict[str, Explainer], features: np.ndarray) -> dict[str, Explanation]:
+    return {method: explainers[method].contributions(features) for method in METHODS}
+
+
 def group_by_name(per_column: np.ndarray, feature_names: tuple[str, ...]) -> np.ndarray:
     """Independent grouping: add each column into the field named before its "=", by loop."""
     out = np.zeros((len(per_column), len(FIELDS)))
@@ -56,9 +61,9 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_bias_plus_contributions_is_the_logit_of_the_probability(
-    explainers: dict[str, Explainer], features: np.ndarray, method: str
+    explained: dict[str, Explanation], features: np.ndarray, method: str
 ) -> None:
-    explanation = explainers[method].contributions(features)
+    explanation = explained[method]
     assert explanation.contributions.shape == (len(features), len(FIELDS))
     assert explanation.contributions.dtype == np.float32
     assert explanation.probability.dtype == np.float32
@@ -68,13 +73,13 @@ def test_bias_plus_contributions_is_the_logit_of_the_probability(
 
 @pytest.mark.parametrize("method", METHODS)
 def test_probability_matches_the_booster_and_the_onnx_model(
-    explainers: dict[str, Explainer],
+    explained: dict[str, Explanation],
     booster: xgb.Booster,
     features: np.ndarray,
     expected_probability: np.ndarray,
     method: str,
 ) -> None:
-    probability = explainers[method].contributions(features).probability
+    probability = explained[method].probability
     np.testing.assert_allclose(probability, booster.inplace_predict(features), atol=1e-6)
     np.testing.assert_allclose(probability, expected_probability, atol=1e-5)
 
@@ -96,13 +101,12 @@ def test_bias_is_the_pred_contribs_bias_column_not_shaps_expected_value(
 @pytest.mark.parametrize("method", METHODS)
 def test_grouping_matches_an_independent_grouping_of_xgboost_columns(
     explainers: dict[str, Explainer],
-    features: np.ndarray,
+    explained: dict[str, Explanation],
     raw_contributions: np.ndarray,
     method: str,
 ) -> None:
-    explainer = explainers[method]
-    expected = group_by_name(raw_contributions[:, :-1], explainer.feature_names)
-    np.testing.assert_allclose(explainer.contributions(features).contributions, expected, atol=1e-5)
+    expected = group_by_name(raw_contributions[:, :-1], explainers[method].feature_names)
+    np.testing.assert_allclose(explained[method].contributions, expected, atol=1e-5)
 
 
 def test_field_grouping_matrix_sends_each_column_to_its_field() -> None:
@@ -114,25 +118,32 @@ def test_field_grouping_matrix_sends_each_column_to_its_field() -> None:
         field_grouping(("age", "salary"))
 
 
+@pytest.fixture(scope="module")
+def shap_values(booster: xgb.Booster, features: np.ndarray) -> dict[str, np.ndarray]:
+    """shap's per-column values two ways. For an XGBoost booster shap.TreeExplainer calls
+    XGBoost's pred_contribs ("default"); marking its parsed ensemble "internal" makes it run
+    shap's own C++ TreeSHAP on its own parse of the trees, an independent implementation. That
+    path's additivity check uses shap's base value, which differs from XGBoost's (see above), so
+    the check is off there; additivity is tested on our side."""
+    internal = shap.TreeExplainer(booster)
+    internal.model.model_type = "internal"
+    return {
+        "internal": internal.shap_values(features, check_additivity=False),
+        "default": shap.TreeExplainer(booster).shap_values(features),
+    }
+
+
+@pytest.mark.parametrize("path", ["internal", "default"])
 @pytest.mark.parametrize("method", METHODS)
-def test_contributions_equal_shaps_own_treeshap_grouped_per_field(
-    explainers: dict[str, Explainer], booster: xgb.Booster, features: np.ndarray, method: str
+def test_contributions_equal_shaps_treeshap_grouped_per_field(
+    explained: dict[str, Explanation],
+    explainers: dict[str, Explainer],
+    shap_values: dict[str, np.ndarray],
+    method: str,
+    path: str,
 ) -> None:
-    explainer = shap.TreeExplainer(booster)
-    # For an XGBoost booster shap.TreeExplainer calls XGBoost's pred_contribs; marking its parsed
-    # ensemble "internal" makes it run shap's own C++ TreeSHAP on its own parse of the trees, an
-    # independent implementation. Its additivity check uses its base value, which differs from
-    # XGBoost's (see above), so that check is off and additivity is tested on our side.
-    explainer.model.model_type = "internal"
-    per_column = explainer.shap_values(features, check_additivity=False)
-    expected = group_by_name(per_column, explainers[method].feature_names)
-    actual = explainers[method].contributions(features).contributions
-    np.testing.assert_allclose(actual, expected, atol=1e-3)
-    # shap's default path (XGBoost inside) agrees too
-    default_path = shap.TreeExplainer(booster).shap_values(features)
-    np.testing.assert_allclose(
-        actual, group_by_name(default_path, explainers[method].feature_names), atol=1e-3
-    )
+    expected = group_by_name(shap_values[path], explainers[method].feature_names)
+    np.testing.assert_allclose(explained[method].contributions, expected, atol=1e-3)
 
 
 def threshold_rows(booster: xgb.Booster, features: np.ndarray) -> np.ndarray:
@@ -167,12 +178,14 @@ def test_table_equals_pred_contribs_on_split_thresholds_and_missing_values(
     np.testing.assert_allclose(table.probability, booster.inplace_predict(rows), atol=1e-6)
 
 
-def test_one_row_and_empty_batches(explainers: dict[str, Explainer], features: np.ndarray) -> None:
-    for explainer in explainers.values():
+def test_one_row_and_empty_batches(
+    explainers: dict[str, Explainer], explained: dict[str, Explanation], features: np.ndarray
+) -> None:
+    for method, explainer in explainers.items():
         one = explainer.contributions(features[5:6])
         assert one.contributions.shape == (1, len(FIELDS))
         np.testing.assert_allclose(
-            one.contributions[0], explainer.contributions(features).contributions[5], atol=1e-6
+            one.contributions[0], explained[method].contributions[5], atol=1e-6
         )
         empty = explainer.contributions(features[:0])
         assert len(empty) == 0
@@ -183,15 +196,17 @@ def test_one_row_and_empty_batches(explainers: dict[str, Explainer], features: n
 
 
 def test_from_bytes_gives_the_same_explanations(
-    explainers: dict[str, Explainer], booster: xgb.Booster, features: np.ndarray
+    explainers: dict[str, Explainer],
+    explained: dict[str, Explanation],
+    booster: xgb.Booster,
+    features: np.ndarray,
 ) -> None:
     names = explainers["table"].feature_names
     for raw in (booster.save_raw("ubj"), booster.save_raw("json")):
         rebuilt = Explainer.from_bytes(bytes(raw), names)
         assert rebuilt.method == "table"
         np.testing.assert_array_equal(
-            rebuilt.contributions(features).contributions,
-            explainers["table"].contributions(features).contributions,
+            rebuilt.contributions(features).contributions, explained["table"].contributions
         )
     with pytest.raises(ValueError, match="28 feature names"):
         Explainer.from_bytes(bytes(booster.save_raw("ubj")), names[:-1])
