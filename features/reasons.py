@@ -174,6 +174,7 @@ class MatrixReasonCoder:
     fallback), one matrix product for all categorical fields."""
 
     def __init__(self, coder: ReasonCoder, feature_names: tuple[str, ...]) -> None:
+        self.feature_names = feature_names
         position = {name: i for i, name in enumerate(feature_names)}
         code_index = {code: i for i, code in enumerate(CODES)}
         self.numeric_columns = np.array([position[f] for f in NUMERIC_FIELDS], dtype=np.intp)
