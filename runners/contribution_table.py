@@ -20,6 +20,7 @@ Supported: "gbtree" binary models with numerical splits and at most 8 internal n
 """
 
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ import xgboost as xgb
 
 SLOTS = 8  # internal nodes per tree that one pattern byte can hold
 PATTERNS = 1 << SLOTS
-CHUNK_ROWS = 256  # rows per lookup pass: keeps the (rows, trees, fields) gather in cache
+CHUNK_ROWS = 256  # rows per lookup pass: keeps the (trees, rows, groups) gather in cache
+_GATHER_BITS = np.uint64(0x0102040810204080)
 
 
 def _trees(booster: xgb.Booster) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -111,11 +113,17 @@ class ContributionTable:
 
     def patterns(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
         """(rows, trees): bit k of a tree's byte is 1 when the row goes left at its k-th node."""
-        values = features[:, self.slot_features]
+        values = np.take(features, self.slot_features, axis=1)  # C-contiguous (rows, slots)
         left = values < self.slot_thresholds
         if np.isnan(values).any():
             left |= np.isnan(values) & self.slot_default_left
-        return np.packbits(left, axis=-1, bitorder="little")
+        if sys.byteorder != "little":
+            return np.packbits(left.reshape(-1), bitorder="little").reshape(len(left), -1)
+        # Each tree's 8 direction bytes (0/1) read as one little-endian uint64; multiplying by
+        # 0x0102040810204080 moves byte k's bit to bit 56 + k without carries: the top byte is
+        # the pattern. ~10x faster than np.packbits along an axis.
+        words = left.view(np.uint64)
+        return ((words * _GATHER_BITS) >> np.uint64(56)).astype(np.uint8)
 
     def lookup(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """(rows, groups) contributions of a float32 (rows, n_features) matrix."""
@@ -123,8 +131,10 @@ class ContributionTable:
         out = np.empty((n, self.table.shape[1]), dtype=np.float32)
         for start in range(0, n, CHUNK_ROWS):
             chunk = features[start : start + CHUNK_ROWS]
-            index = self.patterns(chunk) + self.tree_offsets
-            out[start : start + len(chunk)] = self.table[index].sum(axis=1)
+            # (trees, rows) table indices: the gather then yields one (rows, groups) slab per
+            # tree, and summing slabs is a contiguous reduction.
+            index = self.patterns(chunk).T + self.tree_offsets[:, None]
+            out[start : start + len(chunk)] = np.take(self.table, index, axis=0).sum(axis=0)
         return out
 
 

@@ -138,6 +138,8 @@ class Explainer:
 
     def contributions(self, features: FeatureMatrix) -> Explanation:
         """Explains each row of a C-contiguous float32 (n, n_features) matrix, one pass."""
+        # XGBoost decides splits on float32 values; so does the table.
+        features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != len(self.feature_names):
             raise ValueError(
                 f"expected a (rows, {len(self.feature_names)}) matrix, got {features.shape}"

@@ -358,3 +358,17 @@ def test_realising_rows_take_each_possible_pattern_and_skip_impossible_ones() ->
     assert ages[1] == 20  # < 30 and >= 20
     assert ages[2] == np.nextafter(np.float32(20), np.float32(0))  # < 20: just below
     assert not rows[:, 1].any()  # the unused feature stays 0
+
+
+def test_direction_patterns_equal_packbits_of_the_directions(
+    explainers: dict[str, Explainer], booster: xgb.Booster, features: np.ndarray
+) -> None:
+    """The uint64 multiply that packs 8 direction bytes into a pattern byte, against numpy."""
+    table = explainers["table"]._table
+    assert table is not None
+    rows = threshold_rows(booster, features)
+    left = (rows[:, table.slot_features] < table.slot_thresholds) | (
+        np.isnan(rows[:, table.slot_features]) & table.slot_default_left
+    )
+    expected = np.packbits(left.reshape(len(rows), table.n_trees, 8), axis=-1, bitorder="little")
+    np.testing.assert_array_equal(table.patterns(rows), expected[:, :, 0])
