@@ -8,8 +8,9 @@ therefore has at most 2**K distinct contribution vectors. For the course model (
 3, K <= 7) that is at most 128 per tree: this module asks XGBoost itself (`pred_contribs` on the
 one-tree slice of the booster) for the contributions of one row realising each feasible direction
 pattern, groups them per form field, and keeps them in a table. Explaining a batch is then one
-comparison of the batch against every split threshold, `np.packbits` of the directions into one
-pattern byte per (row, tree), and a gather-and-sum over the trees.
+comparison of the batch against every split threshold, the directions packed into one pattern
+byte per (row, tree), and a gather-and-sum over the trees. Building the table is a one-off cost
+(~1 s for the course model: one `pred_contribs` call per tree).
 
 Exactness: the table holds XGBoost's own numbers, and the directions use XGBoost's rule (value <
 threshold goes left; a missing value, NaN, goes the node's default way). Tests compare it with
