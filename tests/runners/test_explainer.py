@@ -14,6 +14,7 @@ from features.schema import FIELDS
 from runners.contribution_table import ContributionTable, _realising_rows, unsupported_reason
 from runners.explainer import Explainer, Explanation, field_grouping
 from runners.model_store import load_booster
+from runners.onnx_runner import OnnxRunner
 
 METHODS = ("table", "xgboost")
 
@@ -26,6 +27,11 @@ def explainers(exported: ExportSummary) -> dict[str, Explainer]:
 @pytest.fixture(scope="module")
 def booster(exported: ExportSummary) -> xgb.Booster:
     return load_booster(exported.native_tag)[1]
+
+
+@pytest.fixture(scope="module")
+def onnx_runner(exported: ExportSummary) -> OnnxRunner:
+    return OnnxRunner.load(exported.onnx_tag, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +81,7 @@ def test_bias_plus_contributions_is_the_logit_of_the_probability(
 def test_probability_matches_the_booster_and_the_onnx_model(
     explained: dict[str, Explanation],
     booster: xgb.Booster,
+    onnx_runner: OnnxRunner,
     features: np.ndarray,
     expected_probability: np.ndarray,
     method: str,
@@ -82,6 +89,7 @@ def test_probability_matches_the_booster_and_the_onnx_model(
     probability = explained[method].probability
     np.testing.assert_allclose(probability, booster.inplace_predict(features), atol=1e-6)
     np.testing.assert_allclose(probability, expected_probability, atol=1e-5)
+    np.testing.assert_allclose(probability, onnx_runner.predict(features), atol=1e-5)
 
 
 def test_bias_is_the_pred_contribs_bias_column_not_shaps_expected_value(
