@@ -15,6 +15,7 @@ from export.onnx_convert import (
 )
 from export.store import DEFAULT_THRESHOLDS, save_native_model, save_onnx_model
 from export.train import NUM_BOOST_ROUND, XGB_PARAMS, train_model
+from features.distributions import METADATA_KEY, compute_distributions, to_metadata
 
 MIN_TEST_AUC = 0.80
 
@@ -55,6 +56,8 @@ def run_export(data_path: Path = DATA_PATH, seed: int = 1) -> ExportSummary:
         "test_auc": trained.test_auc,
         "data_sha256": data_sha256(data_path),
         "seed": seed,
+        # What the model was trained on, per form field: drift monitoring and reason directions.
+        METADATA_KEY: to_metadata(compute_distributions(split.full_train)),
     }
     native = save_native_model(
         trained.booster,
