@@ -13,10 +13,12 @@ import gc
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import bentoml
 import numpy as np
+import orjson
 from bentoml._internal.context import server_context
 
 from runners.batcher import OverloadedError
@@ -24,7 +26,14 @@ from runners.device import DeviceUnavailableError
 from runners.model_store import ModelLoadError
 from service import bentoml_fixes
 from service.errors import RequestError
-from service.schemas import Applicant, ApplicantBatch, ApplicantColumns, BulkDecisions, Decision
+from service.schemas import (
+    Applicant,
+    ApplicantBatch,
+    ApplicantColumns,
+    BulkDecisions,
+    Decision,
+    Explanation,
+)
 from service.settings import get_settings
 from service.wiring import build_front_door, build_worker, load_engines, open_front_door
 
@@ -116,7 +125,9 @@ class CreditRiskService:
             settings, self._remote_predict if settings.batching == "bentoml" else None
         )
         self.scorer = self.worker.scorer
-        open_front_door(front_door, self.worker)
+        open_front_door(
+            front_door, self.worker, bentoml_openapi=_bentoml_openapi()
+        )
         front_door.drain.install(asyncio.get_running_loop())  # this runs in the main thread
         logger.warning(
             "serving %s: engine=%s device=%s batching=%s",
@@ -162,11 +173,26 @@ class CreditRiskService:
         probabilities = await self._score([Applicant.model_construct(**fields)])
         return Decision(**self.scorer.decision(float(probabilities[0])))
 
-    @bentoml.api(route="/classify_batch", input_spec=ApplicantBatch)
-    async def classify_batch(self, root: list[Applicant]) -> list[Decision]:
-        """Score a bare JSON array of applicants; decisions come back in the same order."""
-        probabilities = await self._score(root)
+    @bentoml.api(route="/classify_batch")
+    async def classify_batch(self, applicants: ApplicantBatch, /) -> list[Decision]:
+        """Score a bare JSON array of applicants; decisions come back in the same order.
+        (Positional-only: BentoML's clients send the list itself as the body.)"""
+        probabilities = await self._score(_applicants(applicants))
         return [Decision(**self.scorer.decision(p)) for p in probabilities.tolist()]
+
+    @bentoml.api(route="/explain", input_spec=Applicant, output_spec=Explanation)
+    async def explain(self, **fields: Any) -> Explanation:
+        """Score one applicant and say why: each form field's contribution to the log-odds of
+        default, and for MAYBE and DECLINED the principal reasons, largest first."""
+        body = Applicant.model_construct(**fields).model_dump_json().encode()
+        return Explanation.model_validate_json(await self._call(self.scorer.explain_json, body))
+
+    @bentoml.api(route="/explain_batch")
+    async def explain_batch(self, applicants: ApplicantBatch, /) -> list[Explanation]:
+        """/explain for a bare JSON array of applicants, in the same order."""
+        body = orjson.dumps([a.model_dump() for a in _applicants(applicants)])
+        answer = orjson.loads(await self._call(self.scorer.explain_batch_json, body))
+        return [Explanation.model_validate(item) for item in answer]
 
     @bentoml.api(route="/classify_bulk", input_spec=ApplicantColumns, output_spec=BulkDecisions)
     async def classify_bulk(self, **columns: Any) -> BulkDecisions:
@@ -192,6 +218,24 @@ class CreditRiskService:
             return await self.scorer.score_applicants(applicants)
         except RequestError as error:
             raise BadRequest(error) from error
+
+    @staticmethod
+    async def _call(handler: Callable[[bytes], Awaitable[bytes]], body: bytes) -> bytes:
+        try:
+            return await handler(body)
+        except RequestError as error:
+            raise BadRequest(error) from error
+
+
+def _bentoml_openapi() -> dict[str, Any]:
+    """The document BentoML generates from the typed methods (service/openapi.py completes it)."""
+    service: Any = CreditRiskService  # the decorator made the class a bentoml Service
+    return dict(service.openapi_spec.asdict())
+
+
+def _applicants(batch: ApplicantBatch | list[Applicant]) -> list[Applicant]:
+    """A root input arrives as the model or as its list, depending on the caller."""
+    return batch.root if isinstance(batch, ApplicantBatch) else list(batch)
 
 
 bentoml_fixes.serve_behind(CreditRiskService, front_door.wrap)

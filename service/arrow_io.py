@@ -9,7 +9,7 @@ stream too (probability float32, status dictionary-encoded; the model tag in the
 metadata): ~0.5 MB for 100k rows instead of ~3 MB of JSON, and nothing to parse.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -75,15 +75,19 @@ def table_as_ipc(table: pa.Table, file_format: bool = False) -> bytes:
 
 
 def decisions_as_arrow(
-    model_tag: str, probabilities: Probabilities, levels: npt.NDArray[np.int8]
+    model_tag: str,
+    probabilities: Probabilities,
+    levels: npt.NDArray[np.int8],
+    extra: Mapping[str, npt.NDArray[np.object_]] | None = None,
 ) -> bytes:
     """An Arrow IPC stream: `probability` (float32) and `status` (dictionary of the three
-    statuses, indexed by `levels`), row i for applicant i."""
+    statuses, indexed by `levels`), row i for applicant i, then `extra` string columns
+    (dictionary-encoded; None is null)."""
     status = pa.DictionaryArray.from_arrays(
         pa.array(levels, type=pa.int8()), pa.array(STATUSES.tolist(), type=pa.string())
     )
-    table = pa.table(
-        {"probability": pa.array(probabilities, type=pa.float32()), "status": status},
-        metadata={"model": model_tag},
-    )
+    columns = {"probability": pa.array(probabilities, type=pa.float32()), "status": status}
+    for name, values in (extra or {}).items():
+        columns[name] = pa.array(values, type=pa.string()).dictionary_encode()
+    table = pa.table(columns, metadata={"model": model_tag})
     return table_as_ipc(table)

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from runners.batcher import BatchRecord
 
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144)
@@ -45,6 +48,13 @@ class BufferedHistogram:
     def observe(self, value: float) -> None:
         self._counts[bisect_left(self._bounds, value)] += 1  # first bound >= value, as upstream
         self._sum += value
+
+    def observe_many(self, values: npt.NDArray[np.floating[Any]]) -> None:
+        """Every value of an array, in one vectorised pass."""
+        slots = np.searchsorted(self._bounds, values, side="left")
+        for slot, count in enumerate(np.bincount(slots, minlength=len(self._bounds)).tolist()):
+            self._counts[slot] += count
+        self._sum += float(values.sum(dtype=np.float64))
 
     def flush(self) -> None:
         if not any(self._counts):

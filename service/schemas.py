@@ -120,3 +120,41 @@ class BulkDecisions(BaseModel):
     model: str
     probability: list[float]
     status: list[DecisionStatus]
+
+
+class FieldContributions(BaseModel):
+    """Each form field's contribution to the log-odds of default (a category's one-hot columns
+    summed into its field)."""
+
+    seniority: float
+    home: float
+    time: float
+    age: float
+    marital: float
+    records: float
+    job: float
+    expenses: float
+    income: float
+    assets: float
+    debt: float
+    amount: float
+    price: float
+
+
+class Reason(BaseModel):
+    field: str = Field(description="The form field.")
+    value: float | str = Field(description="The applicant's value of that field.")
+    contribution: float = Field(description="Its push toward default, in log-odds (> 0).")
+    code: str = Field(description='A stable code, e.g. "DEBT_HIGH", "RECORDS_YES".')
+    text: str = Field(description="A plain-language reason a loan officer can send.")
+
+
+class Explanation(Decision):
+    """A decision with its reasons: bias + sum(contributions) = logit(probability)."""
+
+    bias: float = Field(description="The model's base log-odds (before any field).")
+    contributions: FieldContributions
+    reasons: list[Reason] = Field(
+        description="For MAYBE and DECLINED: the fields that push toward default, largest "
+        "first (at most CREDIT_RISK_REASONS, 4 by default); empty for APPROVED."
+    )

@@ -81,6 +81,14 @@ class ServiceSettings(BaseSettings):
         "that would pass this gets 503 with Retry-After before its body is read. One request "
         "is always admitted when no other bulk request is in progress.",
     )
+    reasons: int = Field(
+        4, ge=0, le=13, description="Reasons in a MAYBE or DECLINED /explain answer (top fields)."
+    )
+    drift_window_rows: int = Field(
+        10_000,
+        ge=100,
+        description="Recent rows per worker over which the input drift (PSI) gauges are computed.",
+    )
     maybe_threshold: float = Field(0.3, ge=0, le=1, description="p above this: MAYBE.")
     declined_threshold: float = Field(0.5, ge=0, le=1, description="p above this: DECLINED.")
     max_concurrency: int = Field(

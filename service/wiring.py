@@ -1,25 +1,41 @@
 """Builds one worker from the settings: engines, batching design, metrics, front door."""
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from features.distributions import METADATA_KEY, FieldDistribution, from_metadata, medians
+from features.drift import DriftMonitor
 from features.encoder import FeatureEncoder
+from features.reasons import ReasonCoder
 from runners.base import FeatureMatrix, Probabilities, Runner
 from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
+from runners.explainer import Explainer
 from runners.factory import load_runner
+from service import __version__, openapi
 from service.decisions import Thresholds
 from service.http.admission import Admission, LagAdmission
+from service.http.docs import docs_routes
 from service.http.drain import Drain
 from service.http.front_door import DoorLimits, FrontDoor
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
-from service.http.routes import scoring_routes
+from service.http.routes import RouteTable, scoring_routes
 from service.metrics import MetricsBuffer, ServingMetrics
-from service.scoring import CreditScorer, Limits, RowPredictor
+from service.monitoring import DecisionMonitor
+from service.openapi import DocumentFacts
+from service.scoring import CreditScorer, Explaining, Limits, RowPredictor
 from service.settings import ServiceSettings
+from service.v2 import OpenInferenceProtocol
 
 RemotePredict = Callable[[FeatureMatrix], Awaitable[Probabilities]]
+EXPLAINER = "explainer"  # the engine label of explanation batches in the model metrics
+logger = logging.getLogger("credit_risk")
 
 
 @dataclass
@@ -32,6 +48,7 @@ class Worker:
     scorer: CreditScorer
     batcher: AdaptiveBatcher | None
     metrics: MetricsBuffer  # every buffered metric of this worker, flushed together
+    explain_batcher: AdaptiveBatcher | None = None
 
     def info(self) -> dict[str, object]:
         meta = self.runner_metadata
@@ -100,42 +117,133 @@ def load_engines(settings: ServiceSettings) -> tuple[Runner, ChunkedPredictor]:
 def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None = None) -> Worker:
     runner, bulk = load_engines(settings)
     buffer = MetricsBuffer()
-    metrics = ServingMetrics.create(buffer, engines=(runner.engine,))
-    batcher: AdaptiveBatcher | None = None
-    predict_rows: RowPredictor
-    if settings.batching == "adaptive":
-        batcher = AdaptiveBatcher(
-            runner.predict,
-            max_batch_rows=settings.max_batch_rows,
-            max_queue_rows=settings.max_queue_rows,
-            max_queue_delay_s=settings.max_queue_delay_ms / 1000,
-            offload_to_thread=settings.offload_model_calls,
-            observer=lambda record: metrics.observe_batch(record, runner.engine),
+    metrics = ServingMetrics.create(buffer, engines=(runner.engine, EXPLAINER))
+    batcher, predict_rows = _row_predictor(settings, runner, metrics, remote_predict)
+    thresholds = Thresholds(settings.maybe_threshold, settings.declined_threshold)
+    distributions = _training_distributions(runner)
+    explaining, explain_batcher = _explaining(settings, runner, metrics, distributions)
+    drift = (
+        DriftMonitor(
+            distributions, runner.stored.feature_names, window_rows=settings.drift_window_rows
         )
-        predict_rows = batcher.predict
-    elif settings.batching == "bentoml":
-        if remote_predict is None:
-            raise ValueError("batching=bentoml needs the model service dependency")
-        predict_rows = remote_predict
-    else:
-        latency = metrics.model_latency[runner.engine, "direct"]
-
-        async def predict_rows(features: FeatureMatrix) -> Probabilities:
-            started = time.perf_counter()
-            probabilities = runner.predict(features)
-            latency.observe(time.perf_counter() - started)
-            buffer.touch()
-            return probabilities
-
+        if distributions
+        else None
+    )
+    # Rows the batcher scores with the engine bulk scoring would use for them (V2 requests).
+    same_engine = batcher is not None and runner.engine == bulk.small.engine
     scorer = CreditScorer(
         model_tag=runner.tag,
         encoder=FeatureEncoder(runner.stored.feature_names),
         predict_rows=predict_rows,
         bulk=bulk,
-        thresholds=Thresholds(settings.maybe_threshold, settings.declined_threshold),
+        thresholds=thresholds,
         limits=Limits(settings.max_batch_items, settings.max_bulk_rows, settings.max_body_bytes),
+        monitor=DecisionMonitor(buffer, runner.tag, thresholds, drift),
+        explaining=explaining,
+        batcher_max_rows=bulk.large_min_rows if same_engine else 0,
     )
-    return Worker(settings, runner, bulk, scorer, batcher, buffer)
+    return Worker(settings, runner, bulk, scorer, batcher, buffer, explain_batcher)
+
+
+def _row_predictor(
+    settings: ServiceSettings,
+    runner: Runner,
+    metrics: ServingMetrics,
+    remote_predict: RemotePredict | None,
+) -> tuple[AdaptiveBatcher | None, RowPredictor]:
+    """How /classify and /classify_batch rows reach the model, per the batching setting."""
+    if settings.batching == "adaptive":
+        batcher = _batcher(settings, runner.predict, metrics, runner.engine)
+        return batcher, batcher.predict
+    if settings.batching == "bentoml":
+        if remote_predict is None:
+            raise ValueError("batching=bentoml needs the model service dependency")
+        return None, remote_predict
+    return None, _direct(runner.predict, metrics, runner.engine)
+
+
+def _batcher(
+    settings: ServiceSettings,
+    predict: Callable[[FeatureMatrix], npt.NDArray[np.float32]],
+    metrics: ServingMetrics,
+    engine: str,
+) -> AdaptiveBatcher:
+    return AdaptiveBatcher(
+        predict,
+        max_batch_rows=settings.max_batch_rows,
+        max_queue_rows=settings.max_queue_rows,
+        max_queue_delay_s=settings.max_queue_delay_ms / 1000,
+        offload_to_thread=settings.offload_model_calls,
+        observer=lambda record: metrics.observe_batch(record, engine),
+    )
+
+
+def _direct(
+    predict: Callable[[FeatureMatrix], npt.NDArray[np.float32]],
+    metrics: ServingMetrics,
+    engine: str,
+) -> RowPredictor:
+    """One model call per request (batching=none)."""
+    latency = metrics.model_latency[engine, "direct"]
+
+    async def predict_now(features: FeatureMatrix) -> npt.NDArray[np.float32]:
+        started = time.perf_counter()
+        result = predict(features)
+        latency.observe(time.perf_counter() - started)
+        metrics.buffer.touch()
+        return result
+
+    return predict_now
+
+
+def _training_distributions(runner: Runner) -> dict[str, FieldDistribution]:
+    """The served model's training distributions; empty (no reasons, no drift) for a model
+    exported before they were stored."""
+    stored = runner.stored.metadata.get(METADATA_KEY)
+    if stored is None:
+        logger.warning(
+            "model %s has no %s: explanations and drift monitoring are off",
+            runner.tag,
+            METADATA_KEY,
+        )
+        return {}
+    return from_metadata(stored)
+
+
+def _explaining(
+    settings: ServiceSettings,
+    runner: Runner,
+    metrics: ServingMetrics,
+    distributions: dict[str, FieldDistribution],
+) -> tuple[Explaining | None, AdaptiveBatcher | None]:
+    """The explainer of the served model's native twin, behind a batcher of its own."""
+    if not distributions:
+        return None, None
+    explainer = Explainer.load(runner.tag, threads=settings.model_threads, device=settings.device)
+
+    def explain(features: FeatureMatrix) -> npt.NDArray[np.float32]:
+        explained = explainer.contributions(features)
+        return np.column_stack((explained.probability, explained.contributions))
+
+    batcher = None
+    explain_rows: RowPredictor
+    if settings.batching == "adaptive":
+        batcher = _batcher(settings, explain, metrics, EXPLAINER)
+        explain_rows = batcher.predict
+    else:
+        explain_rows = _direct(explain, metrics, EXPLAINER)
+    coder = ReasonCoder(medians(distributions))
+    probe = np.zeros((1, len(runner.stored.feature_names)), dtype=np.float32)
+    explaining = Explaining(
+        explain_rows=explain_rows,
+        explainer=explainer,
+        coder=coder,
+        matrix_coder=coder.matrix_coder(runner.stored.feature_names),
+        top_n=settings.reasons,
+        bias=explainer.contributions(probe).bias,
+        saturated=batcher.saturated if batcher is not None else None,
+    )
+    return explaining, batcher
 
 
 def build_front_door(settings: ServiceSettings) -> FrontDoor:
@@ -152,14 +260,34 @@ def build_front_door(settings: ServiceSettings) -> FrontDoor:
     return FrontDoor(limits, Drain(settings.drain_delay_s), Admission(lag))
 
 
-def open_front_door(door: FrontDoor, worker: Worker, *, bentoml_metrics: bool = True) -> None:
+def open_front_door(
+    door: FrontDoor,
+    worker: Worker,
+    *,
+    bentoml_metrics: bool = True,
+    bentoml_openapi: dict[str, Any] | None = None,
+) -> None:
     """Serve the worker's routes through `door`, with BentoML's request metrics when its
-    configuration has them on (only inside a BentoML worker)."""
+    configuration has them on, and our OpenAPI document and Swagger page when BentoML's
+    generated document is given (both only inside a BentoML worker)."""
     metrics = None
     if bentoml_metrics:
         enabled, namespace, buckets, labels = bentoml_metrics_config()
         if enabled:
             metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
-    if worker.batcher is not None:
-        door.admission.batcher_saturated = worker.batcher.saturated
-    door.open(scoring_routes(worker.scorer, worker.info()), metrics)
+    saturated = worker.batcher.saturated if worker.batcher is not None else None
+    v2 = OpenInferenceProtocol(worker.scorer, __version__)
+    routes = scoring_routes(worker.scorer, worker.info(), saturated, lambda: door.ready, v2)
+    if bentoml_openapi is not None:
+        settings = worker.settings
+        facts = DocumentFacts(
+            model_tag=worker.scorer.model_tag,
+            model_version=v2.version,
+            max_batch_items=settings.max_batch_items,
+            max_bulk_rows=settings.max_bulk_rows,
+            max_body_bytes=settings.max_body_bytes,
+            reasons=settings.reasons,
+        )
+        docs = docs_routes(openapi.document(bentoml_openapi, facts))
+        routes = RouteTable({**routes.routes, **docs}, routes.fallbacks)
+    door.open(routes, metrics)

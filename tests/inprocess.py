@@ -6,10 +6,12 @@ runs, with the same routes, errors and admission; only uvicorn and BentoML's app
 
 import httpx
 
+from service import __version__
 from service.http.front_door import FrontDoor
 from service.http.routes import scoring_routes
 from service.scoring import CreditScorer
 from service.settings import ServiceSettings
+from service.v2 import OpenInferenceProtocol
 from service.wiring import Worker, build_front_door, open_front_door
 
 
@@ -22,7 +24,8 @@ def door_for_worker(worker: Worker, settings: ServiceSettings | None = None) -> 
 def door_for_scorer(scorer: CreditScorer, settings: ServiceSettings | None = None) -> FrontDoor:
     """A door around a hand-built scorer (a test's own batcher or model)."""
     door = build_front_door(settings or ServiceSettings())
-    door.open(scoring_routes(scorer, {"model": scorer.model_tag}), None)
+    v2 = OpenInferenceProtocol(scorer, __version__)
+    door.open(scoring_routes(scorer, {"model": scorer.model_tag}, None, lambda: True, v2), None)
     return door
 
 

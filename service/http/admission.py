@@ -90,18 +90,14 @@ class LagAdmission:
 
 
 class Admission:
-    """Whether to serve a request now: the event-loop lag controller, and for requests that go
-    through the batcher its queue bound; both checked before the body is read."""
+    """Whether to serve a request now: the event-loop lag controller, then the bound of the
+    batcher queue the request would join (when it goes through one); both checked before the
+    body is read."""
 
-    def __init__(
-        self,
-        lag: LagAdmission | None,
-        batcher_saturated: Callable[[], str | None] | None = None,
-    ) -> None:
+    def __init__(self, lag: LagAdmission | None) -> None:
         self.lag = lag
-        self.batcher_saturated = batcher_saturated
 
-    def check(self, bulk: bool) -> None:
+    def check(self, saturated: Callable[[], str | None] | None) -> None:
         """Raises a 503 `RequestError` saying why when the request is refused."""
         if self.lag is not None and not self.lag.admit():
             state = self.lag.state
@@ -110,7 +106,7 @@ class Admission:
                 f"read (target {self.lag.target_lag_s * 1000:.0f} ms); "
                 f"admitting {state.fraction:.0%} of them"
             )
-        if not bulk and self.batcher_saturated is not None:
-            reason = self.batcher_saturated()
+        if saturated is not None:
+            reason = saturated()
             if reason is not None:
                 raise overloaded(reason)

@@ -27,7 +27,7 @@ from service.http.drain import Drain
 from service.http.media import JSON
 from service.http.request_metrics import RequestMetrics
 from service.http.responses import CLIENT_CLOSED, as_request_error, error_headers
-from service.http.routes import Call, Route
+from service.http.routes import Answer, Call, Route, RouteTable
 
 PASSED_ON_METHODS = ("HEAD", "OPTIONS")  # CORS preflights and HEAD: BentoML's app answers
 
@@ -50,7 +50,7 @@ class FrontDoor:
         self.drain = drain
         self.admission = admission
         self.app: ASGIApp = _not_found
-        self.routes: dict[str, Route] = {}
+        self.routes = RouteTable({})
         self.metrics: RequestMetrics | None = None
         self.disconnects = DisconnectWatch()
         self.bulk_bytes_in_flight = 0
@@ -60,25 +60,27 @@ class FrontDoor:
         self.app = app
         return self
 
-    def open(self, routes: dict[str, Route], metrics: RequestMetrics | None) -> None:
+    def open(self, routes: RouteTable, metrics: RequestMetrics | None) -> None:
         """Start answering `routes` (the worker's models are loaded)."""
         self.metrics = metrics
         self.routes = routes
 
     @property
     def ready(self) -> bool:
-        return bool(self.routes) and not self.drain.draining
+        return bool(self.routes.routes) and not self.drain.draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self.routes.get(scope["path"])
-            if route is not None and scope["method"] not in PASSED_ON_METHODS:
-                await self._serve(route, scope, receive, send)
+            found = self.routes.find(scope["path"])
+            if found is not None and scope["method"] not in PASSED_ON_METHODS:
+                await self._serve(*found, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
+    async def _serve(
+        self, path: str, route: Route, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """`path`: the route's name in the metrics (a fallback's prefix, not the raw path)."""
         started = time.perf_counter()
         metrics = self.metrics
         if metrics is not None:
@@ -104,23 +106,21 @@ class FrontDoor:
     async def _answer(
         self, route: Route, scope: Scope, receive: Receive
     ) -> tuple[bytes, list[Header]]:
-        if scope["method"] not in route.methods:
-            method = scope["method"]
+        method = scope["method"]
+        if method not in route.methods:
             raise RequestError(405, f"method {method} is not allowed here; use {route.allow}")
-        if route.methods == ("GET",):
-            body, answer_type = await route.handler(Call(b"", "", "", scope["query_string"]))
-            return body, [(b"content-type", answer_type.encode())]
+        if method == "GET":
+            return _content(await route.handler(Call(b"", "", "", scope["query_string"])))
         media = media_type(scope, JSON)
         if media not in route.media_types:
             accepted = ", ".join(route.media_types)
             raise RequestError(415, f"content-type {media!r} is not accepted here; use {accepted}")
-        self.admission.check(route.bulk)
+        self.admission.check(route.saturated)
         if route.bulk:
             return await self._bulk(route, scope, receive, media)
         body = await read_body(scope, receive, self.limits.max_body_bytes)
-        call = Call(body, media, header(scope, b"accept") or "", scope["query_string"])
-        payload, answer_type = await self.disconnects.guard(route.handler(call), receive)
-        return payload, [(b"content-type", answer_type.encode())]
+        call = _call(scope, body, media)
+        return _content(await self.disconnects.guard(route.handler(call), receive))
 
     async def _bulk(
         self, route: Route, scope: Scope, receive: Receive, media: str
@@ -140,8 +140,16 @@ class FrontDoor:
         self.bulk_bytes_in_flight += size
         try:
             body = await read_body(scope, receive, limit)
-            call = Call(body, media, header(scope, b"accept") or "", scope["query_string"])
-            payload, answer_type = await self.disconnects.guard(route.handler(call), receive)
-            return payload, [(b"content-type", answer_type.encode())]
+            call = _call(scope, body, media)
+            return _content(await self.disconnects.guard(route.handler(call), receive))
         finally:
             self.bulk_bytes_in_flight -= size
+
+
+def _content(answer: Answer) -> tuple[bytes, list[Header]]:
+    return answer.body, [(b"content-type", answer.media_type.encode()), *answer.headers]
+
+
+def _call(scope: Scope, body: bytes, media: str) -> Call:
+    accept = header(scope, b"accept") or ""
+    return Call(body, media, accept, scope["query_string"], scope["headers"])

@@ -6,6 +6,7 @@ JSON = "application/json"
 CSV = "text/csv"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ARROW_FILE = "application/vnd.apache.arrow.file"
+OCTET_STREAM = "application/octet-stream"  # the Open Inference Protocol's binary tensors
 
 BODY_FORMATS: dict[str, BodyFormat] = {
     JSON: BodyFormat.JSON,

@@ -1,0 +1,341 @@
+"""The Open Inference Protocol (KServe V2) over REST: server and model metadata, readiness and
+inference on one model, `credit_risk`, whose inputs are the 13 form fields as tensors of shape
+[N] (numbers: any numeric datatype; categories: BYTES) and whose outputs are `probability`
+(FP32) and `status` (BYTES).
+
+Inference takes the same validation (the bulk column checks: a bad tensor element is named
+`income[3]`), limits, engines and batcher as /classify_bulk, so its answers equal it: fewer rows
+than the bulk engine's switch-over go through the batcher (the same engine), more run on the
+bulk thread. Bodies are JSON, or the binary tensor data extension (a JSON header of
+`Inference-Header-Content-Length` bytes followed by the raw tensors) both ways.
+No HTTP here: the front door maps routes and headers onto these calls.
+"""
+
+import itertools
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.encoder import FeatureEncoder
+from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS, categories
+from service.column_checks import BulkColumns, Problem, checked_columns, not_a_number
+from service.errors import RequestError, from_validation_error, too_large
+from service.scoring import CreditScorer
+
+MODEL_NAME = "credit_risk"
+SERVER_NAME = "credit-risk-serving"
+BINARY_EXTENSION = "binary_tensor_data"
+NUMERIC_DTYPES: dict[str, str] = {
+    "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+}  # fmt: skip
+BYTES = "BYTES"
+
+
+class TensorInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any] | None = None  # absent when the tensor comes as binary data
+
+
+class RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[TensorInput] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+
+
+@dataclass(frozen=True)
+class InferAnswer:
+    body: bytes
+    json_length: int | None  # the binary extension: the JSON header's length in `body`
+
+
+class OpenInferenceProtocol:
+    def __init__(self, scorer: CreditScorer, package_version: str) -> None:
+        self.scorer = scorer
+        self.version = scorer.model_tag.split(":", 1)[-1]
+        self._server = orjson.dumps(
+            {"name": SERVER_NAME, "version": package_version, "extensions": [BINARY_EXTENSION]}
+        )
+        tensor = [-1]
+        self._model = orjson.dumps(
+            {
+                "name": MODEL_NAME,
+                "versions": [self.version],
+                "platform": "onnxruntime_onnx",
+                "inputs": [
+                    {"name": name, "datatype": "FP64" if name in NUMERIC_FIELDS else BYTES,
+                     "shape": tensor}
+                    for name in FIELDS
+                ],
+                "outputs": [
+                    {"name": "probability", "datatype": "FP32", "shape": tensor},
+                    {"name": "status", "datatype": BYTES, "shape": tensor},
+                ],
+            }
+        )  # fmt: skip
+
+    # -- metadata and health: constant bodies ------------------------------------------------
+    def server_metadata(self) -> bytes:
+        return self._server
+
+    def model_metadata(self) -> bytes:
+        return self._model
+
+    def model_ready(self, ready: bool) -> bytes:
+        return orjson.dumps({"name": MODEL_NAME, "ready": ready})
+
+    # -- inference ---------------------------------------------------------------------------
+    async def infer(self, body: bytes, json_length: int | None) -> InferAnswer:
+        header, binary = _split(body, json_length)
+        request = _parse(header)
+        tensors = _tensor_values(request.inputs, binary, header)
+        columns = _checked(tensors, self.scorer.limits.max_bulk_rows)
+        encoder: FeatureEncoder = self.scorer.encoder
+        probabilities = await self.scorer.score_features(encoder.encode_columns(columns))
+        return self._answer(request, probabilities, self.scorer.thresholds.statuses(probabilities))
+
+    def _answer(
+        self, request: InferenceRequest, probabilities: npt.NDArray[np.float32], status: list[str]
+    ) -> InferAnswer:
+        wanted = _wanted_outputs(request)
+        binary_default = bool((request.parameters or {}).get("binary_data_output", False))
+        n = len(probabilities)
+        outputs: list[dict[str, Any]] = []
+        raw: list[bytes] = []
+        for name, binary in wanted(binary_default):
+            datatype = "FP32" if name == "probability" else BYTES
+            entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [n]}
+            if binary:
+                data = probabilities.astype("<f4").tobytes() if name == "probability" else (
+                    _bytes_tensor(status)
+                )  # fmt: skip
+                entry["parameters"] = {"binary_data_size": len(data)}
+                raw.append(data)
+            else:
+                entry["data"] = probabilities if name == "probability" else status
+            outputs.append(entry)
+        answer: dict[str, Any] = {
+            "model_name": MODEL_NAME,
+            "model_version": self.version,
+            "parameters": {"model": self.scorer.model_tag},
+            "outputs": outputs,
+        }
+        if request.id is not None:
+            answer["id"] = request.id
+        head = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+        if not raw:
+            return InferAnswer(head, None)
+        return InferAnswer(head + b"".join(raw), len(head))
+
+
+def _split(body: bytes, json_length: int | None) -> tuple[bytes, memoryview]:
+    if json_length is None:
+        return body, memoryview(b"")
+    if not 0 < json_length <= len(body):
+        raise RequestError(
+            400,
+            f"Inference-Header-Content-Length: {json_length} is not within the body's "
+            f"{len(body)} bytes",
+        )
+    return body[:json_length], memoryview(body)[json_length:]
+
+
+def _parse(header: bytes) -> InferenceRequest:
+    try:
+        return InferenceRequest.model_validate_json(header)
+    except ValidationError as error:
+        raise from_validation_error(error) from error
+
+
+def _wanted_outputs(request: InferenceRequest) -> Callable[[bool], list[tuple[str, bool]]]:
+    """(output name, as binary data) for each output to return, given the request's default."""
+    known = ("probability", "status")
+
+    def wanted(binary_default: bool) -> list[tuple[str, bool]]:
+        if not request.outputs:
+            return [(name, binary_default) for name in known]
+        chosen = []
+        for i, output in enumerate(request.outputs):
+            if output.name not in known:
+                raise _problem(
+                    f"outputs[{i}].name",
+                    f"unknown output {output.name!r}; the model has {', '.join(known)}",
+                )
+            binary = (output.parameters or {}).get("binary_data", binary_default)
+            chosen.append((output.name, bool(binary)))
+        return chosen
+
+    return wanted
+
+
+def _problem(location: str, message: str, status: int = 422) -> RequestError:
+    return RequestError(
+        status, f"{location}: {message}", [{"location": location, "message": message}]
+    )
+
+
+Values = npt.NDArray[Any] | list[Any]
+
+
+def _tensor_values(
+    inputs: list[TensorInput], binary: memoryview, header: bytes
+) -> dict[str, Values]:
+    """Each form field's flat values, its tensor's name, shape and datatype checked."""
+    found: dict[str, Values] = {}
+    rows: int | None = None
+    offset = 0
+    for tensor in inputs:
+        name = tensor.name
+        if name not in FIELDS:
+            raise _problem(name, f"unknown input; the model takes {', '.join(FIELDS)}")
+        if name in found:
+            raise _problem(name, "input given more than once")
+        _check_datatype(tensor)
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is not None:
+            if tensor.data is not None:
+                raise _problem(name, "has both data and binary_data_size")
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise _problem(
+                    name, f"binary_data_size {size!r} is past the body's binary data", 400
+                )
+            values: Values = _from_binary(tensor, binary[offset : offset + size])
+            offset += size
+        elif tensor.data is None:
+            raise _problem(name, "has no data")
+        else:
+            values = _flat(tensor.data)
+        count = _check_shape(tensor, len(values))
+        if rows is not None and count != rows:
+            raise _problem(name, f"has {count} values but other inputs have {rows}")
+        rows = count
+        found[name] = values
+    missing = [name for name in FIELDS if name not in found]
+    if missing:
+        details = [{"location": name, "message": "input required"} for name in missing]
+        raise RequestError(422, f"{missing[0]}: input required", details)
+    if offset != len(binary):
+        raise RequestError(400, f"body: {len(binary) - offset} bytes of binary data unused")
+    if (b"true" in header or b"false" in header) and binary.nbytes == 0:
+        _refuse_booleans(found)
+    return found
+
+
+def _check_datatype(tensor: TensorInput) -> None:
+    expected_bytes = tensor.name in CATEGORICAL_FIELDS
+    if expected_bytes and tensor.datatype != BYTES:
+        raise _problem(tensor.name, f"datatype must be BYTES, not {tensor.datatype}")
+    if not expected_bytes and tensor.datatype not in NUMERIC_DTYPES:
+        raise _problem(
+            tensor.name,
+            f"datatype must be numeric ({', '.join(NUMERIC_DTYPES)}), not {tensor.datatype}",
+        )
+
+
+def _check_shape(tensor: TensorInput, count: int) -> int:
+    shape = tensor.shape
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 1:
+        raise _problem(tensor.name, f"shape must be [N] or [N, 1] with N >= 1, not {shape}")
+    if shape[0] != count:
+        raise _problem(tensor.name, f"shape {shape} does not match its {count} values")
+    return count
+
+
+def _flat(data: list[Any]) -> list[Any]:
+    """Row-major data, nested ([[v], [v]]) or flat, as one flat list."""
+    if data and isinstance(data[0], list):
+        return list(itertools.chain.from_iterable(data))
+    return data
+
+
+def _from_binary(tensor: TensorInput, raw: memoryview) -> Values:
+    if tensor.datatype != BYTES:
+        dtype = np.dtype(NUMERIC_DTYPES[tensor.datatype])
+        if len(raw) % dtype.itemsize:
+            raise _problem(
+                tensor.name, f"{len(raw)} bytes is not a whole number of {tensor.datatype}"
+            )
+        return np.frombuffer(raw, dtype=dtype)
+    values: list[Any] = []
+    position = 0
+    while position < len(raw):
+        if position + 4 > len(raw):
+            raise _problem(tensor.name, "BYTES data ends inside an element's length", 400)
+        (length,) = struct.unpack_from("<I", raw, position)
+        element = bytes(raw[position + 4 : position + 4 + length])
+        if len(element) != length:
+            raise _problem(tensor.name, "BYTES data ends inside an element", 400)
+        try:
+            values.append(element.decode())
+        except UnicodeDecodeError:
+            values.append(element)  # not text: refused as not a category below
+        position += 4 + length
+    return values
+
+
+def _bytes_tensor(values: list[str]) -> bytes:
+    """BYTES elements as the binary extension lays them out: a 4-byte length, then the bytes."""
+    encoded = [value.encode() for value in values]
+    return b"".join(struct.pack("<I", len(element)) + element for element in encoded)
+
+
+def _refuse_booleans(tensors: dict[str, Values]) -> None:
+    """JSON true/false are not numbers (a string such as "30" is not either)."""
+    for name in NUMERIC_FIELDS:
+        values = tensors[name]
+        if isinstance(values, list):
+            for row, value in enumerate(values):
+                if isinstance(value, bool):
+                    problem = not_a_number(name, row, value)
+                    raise RequestError(
+                        422, f"{problem['location']}: {problem['message']}", [problem]
+                    )
+
+
+def _checked(tensors: dict[str, Values], max_rows: int) -> BulkColumns:
+    n_rows = len(tensors[FIELDS[0]])
+    if n_rows > max_rows:
+        raise too_large("inference request", n_rows, max_rows, "rows")
+
+    def numeric(name: str) -> npt.NDArray[np.float64] | Problem:
+        values = tensors[name]
+        try:
+            return np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            row = next(i for i, v in enumerate(values) if not _is_number(v))
+            return not_a_number(name, row, values[row])
+
+    def codes(name: str) -> tuple[npt.NDArray[np.integer[Any]], Callable[[int], object]] | Problem:
+        values = tensors[name]
+        lookup = {category: code for code, category in enumerate(categories(name))}
+        found = np.fromiter((lookup.get(v, -1) if isinstance(v, str) else -1 for v in values),
+                            dtype=np.int64, count=len(values))  # fmt: skip
+        return found, values.__getitem__
+
+    return checked_columns(FIELDS, n_rows, max_rows, numeric, codes)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
