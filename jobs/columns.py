@@ -38,8 +38,9 @@ def is_number(data_type: pa.DataType) -> bool:
     )
 
 
-def check_input_schema(schema: pa.Schema) -> None:
-    """Every form field present once with a usable type; raises naming the first that is not."""
+def check_input_schema(schema: pa.Schema, *, text_numbers: bool = False) -> None:
+    """Every form field present once with a usable type; raises naming the first that is not.
+    Numeric fields must be number columns, or text where the format has no types (CSV)."""
     names = schema.names
     for field in (*NUMERIC_FIELDS, *CATEGORICAL_FIELDS):
         if field not in names:
@@ -47,7 +48,9 @@ def check_input_schema(schema: pa.Schema) -> None:
         if names.count(field) > 1:
             raise InputSchemaError(f"{field}: column given more than once")
         data_type = schema.field(field).type
-        if field in NUMERIC_FIELDS and not (is_number(data_type) or is_text(data_type)):
+        if field in NUMERIC_FIELDS and not (
+            is_number(data_type) or (text_numbers and is_text(data_type))
+        ):
             raise InputSchemaError(f"{field}: must be a numeric column; got type {data_type}")
         if field in CATEGORICAL_FIELDS and not is_text(data_type):
             raise InputSchemaError(f"{field}: must be a text column; got type {data_type}")

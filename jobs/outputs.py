@@ -138,6 +138,14 @@ def commit(
     return committed
 
 
+def abandon(destination: Destination, run_id: str) -> None:
+    """Removes what a failed run staged; committed files of earlier runs stay."""
+    filesystem, path = destination.open()
+    filesystem.delete_dir_contents(f"{path}/{STAGING}/{run_id}", missing_dir_ok=True)
+    if filesystem.get_file_info(f"{path}/{STAGING}").type == pafs.FileType.Directory:
+        filesystem.delete_dir(f"{path}/{STAGING}")
+
+
 def mark_complete(destination: Destination) -> None:
     """The empty _SUCCESS file Spark's own writers leave in a complete output folder."""
     filesystem, path = destination.open()

@@ -25,11 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
+from pyspark.sql import SparkSession
 
 from jobs.columns import InputSchemaError, check_input_schema
 from jobs.engine import ModelBundle
 from jobs.java import JavaError, check_java
-from jobs.outputs import Destination, OutputError, commit, footer_rows, mark_complete, prepare
+from jobs.outputs import (
+    Destination,
+    OutputError,
+    abandon,
+    commit,
+    footer_rows,
+    mark_complete,
+    prepare,
+)
 from jobs.scoring import ADDED_NAMES, rejects_schema, scored_schema
 from jobs.session import start_session
 from jobs.task import SUMMARY_DDL, ScoringTask
@@ -118,7 +129,8 @@ def input_format(path: str, requested: str) -> str:
     return "parquet"
 
 
-def run(options: Options) -> dict[str, Any]:
+def run(options: Options, spark: SparkSession | None = None) -> dict[str, Any]:
+    """The whole job; with `spark` given, scores on that session and leaves it running."""
     started = time.perf_counter()
     java = check_java()
     logger.info("Java %d at %s", java.major, java.path)
@@ -129,53 +141,72 @@ def run(options: Options) -> dict[str, Any]:
     fmt = input_format(options.input, options.input_format)
 
     run_id = uuid.uuid4().hex[:12]
-    schema, summaries, spark_start_s = _score_on_spark(options, fmt, bundle, run_id, started)
-    scored_files = commit(
-        scored_dest, run_id, _files(summaries, "scored_file"), scored_schema(schema)
-    )
-    rejects_files = commit(
-        rejects_dest, run_id, _files(summaries, "rejects_file"), rejects_schema(schema)
-    )
-    counts = {
-        "rows_in": sum(row["rows_in"] for row in summaries),
-        "scored": footer_rows(scored_dest, scored_files),
-        "rejected": footer_rows(rejects_dest, rejects_files),
-    }
-    reported = (sum(row["scored"] for row in summaries), sum(row["rejected"] for row in summaries))
-    if counts["rows_in"] != counts["scored"] + counts["rejected"] or reported != (
-        counts["scored"],
-        counts["rejected"],
-    ):
-        raise ReconciliationError(
-            f"rows in {counts['rows_in']} != scored {counts['scored']} + rejected "
-            f"{counts['rejected']} in the written files (tasks reported {reported}); "
-            "outputs left unmarked (no _SUCCESS)"
-        )
-    mark_complete(scored_dest)
-    mark_complete(rejects_dest)
+    try:
+        counts, spark_start_s = _score_and_commit(options, fmt, bundle, run_id, spark)
+    except BaseException:
+        abandon(scored_dest, run_id)
+        abandon(rejects_dest, run_id)
+        raise
     seconds = time.perf_counter() - started
     return {
-        **counts,
+        **counts,  # rows_in, scored, rejected, partitions
         "seconds": round(seconds, 3),
         "rows_per_s": round(counts["rows_in"] / seconds, 1),
         "model": bundle.tag,
         "master": options.master,
         "spark_start_s": round(spark_start_s, 3),
-        "partitions": len(summaries),
         "input_format": fmt,
         "output": options.output,
         "rejects": options.rejects,
     }
 
 
+def _score_and_commit(
+    options: Options, fmt: str, bundle: ModelBundle, run_id: str, spark: SparkSession | None
+) -> tuple[dict[str, int], float]:
+    """Scores on Spark, commits both outputs, reconciles and marks them complete; returns the
+    counts and the session's start-up seconds."""
+    scored_dest, rejects_dest = Destination(options.output), Destination(options.rejects)
+    schema, summaries, spark_start_s = _score_on_spark(options, fmt, bundle, run_id, spark)
+    scored_files = commit(
+        scored_dest, run_id, _files(summaries, "scored_file"), scored_schema(schema)
+    )
+    rejects_files = commit(
+        rejects_dest, run_id, _files(summaries, "rejects_file"), rejects_schema(schema)
+    )
+    counts = reconcile(
+        rows_in=sum(row["rows_in"] for row in summaries),
+        scored=footer_rows(scored_dest, scored_files),
+        rejected=footer_rows(rejects_dest, rejects_files),
+        reported=(
+            sum(row["scored"] for row in summaries),
+            sum(row["rejected"] for row in summaries),
+        ),
+    )
+    mark_complete(scored_dest)
+    mark_complete(rejects_dest)
+    return {**counts, "partitions": len(summaries)}, spark_start_s
+
+
+def reconcile(
+    *, rows_in: int, scored: int, rejected: int, reported: tuple[int, int]
+) -> dict[str, int]:
+    """rows_in (counted by the tasks as rows arrived) must equal scored + rejected (read from
+    the written files' footers), and the files must hold what the tasks said they wrote."""
+    if rows_in != scored + rejected or reported != (scored, rejected):
+        raise ReconciliationError(
+            f"rows in {rows_in} != scored {scored} + rejected {rejected} in the written files "
+            f"(tasks reported {reported[0]} + {reported[1]}); outputs left unmarked (no _SUCCESS)"
+        )
+    return {"rows_in": rows_in, "scored": scored, "rejected": rejected}
+
+
 def _score_on_spark(
-    options: Options, fmt: str, bundle: ModelBundle, run_id: str, started: float
+    options: Options, fmt: str, bundle: ModelBundle, run_id: str, given: SparkSession | None
 ) -> tuple[pa.Schema, list[Any], float]:
     """One pass: the input's Arrow schema, one summary row per task, the session's start-up."""
-    from py4j.protocol import Py4JError
-    from pyspark.errors import PySparkException
-
-    spark = start_session(options.master, options.conf)
+    started = time.perf_counter()
+    spark = given or start_session(options.master, options.conf)
     spark_start_s = time.perf_counter() - started
     logger.info("Spark %s on %s, ready after %.1f s", spark.version, options.master, spark_start_s)
     try:
@@ -184,7 +215,7 @@ def _score_on_spark(
         else:
             frame = spark.read.parquet(options.input)
         schema = _arrow_schema(frame.schema)
-        _check_columns(schema)
+        _check_columns(schema, text_numbers=fmt == "csv")
         task = ScoringTask(
             tag=bundle.tag,
             bundle=spark.sparkContext.broadcast(bundle),
@@ -197,7 +228,8 @@ def _score_on_spark(
     except (PySparkException, Py4JError) as error:
         raise JobError(f"cannot score {options.input}: {_spark_message(error)}") from error
     finally:
-        spark.stop()
+        if given is None:
+            spark.stop()
     return schema, summaries, spark_start_s
 
 
@@ -210,8 +242,8 @@ def _arrow_schema(spark_schema: Any) -> pa.Schema:
         raise JobError(f"input has a column type Arrow cannot carry: {error}") from error
 
 
-def _check_columns(schema: pa.Schema) -> None:
-    check_input_schema(schema)
+def _check_columns(schema: pa.Schema, *, text_numbers: bool) -> None:
+    check_input_schema(schema, text_numbers=text_numbers)
     clash = sorted(ADDED_NAMES & set(schema.names))
     if clash:
         raise InputSchemaError(
