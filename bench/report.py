@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import plots
+from bench import plots, spark_report
 from bench.modes import BASELINE, FLASK, OURS
 from bench.targets import Results, batching_pairs, evaluate, locust_run, ratio, times, wrk_run
 
@@ -443,7 +443,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     http = json.loads((results / "http.json").read_text())
     inprocess = json.loads(inprocess_path.read_text()) if inprocess_path.exists() else {}
     images = [os.path.relpath(path, out.parent) for path in plots.draw_all(http, results)]
-    out.write_text(build(http, inprocess, inprocess_path, images))
+    text = build(http, inprocess, inprocess_path, images)
+    spark = spark_report.section(results, os.path.relpath(results, out.parent) + "/")
+    out.write_text(text + "\n" + "\n".join(spark) + "\n" if spark else text)
     print(f"wrote {out}")
 
 

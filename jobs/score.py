@@ -267,7 +267,10 @@ def _spark_message(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="jobs.score: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("jobs.score: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     options = parse_args(argv)
     try:
         summary = run(options)
