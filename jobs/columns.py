@@ -6,6 +6,7 @@ NaN, which validation refuses, quoting the text. Categorical fields are text (pl
 dictionary-encoded) turned into positions in `categories(field)` by Arrow's `index_in`.
 """
 
+import math
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,20 @@ def category_codes(field: str, column: pa.Array) -> CategoryCodes:
 def raw_cells(column: pa.Array, rows: npt.NDArray[np.intp]) -> list[Any]:
     """The cells at `rows` as Python values (None for null), for error messages."""
     return list(column.take(pa.array(rows, type=pa.int64())).to_pylist())
+
+
+def shown_cells(
+    column: pa.Array, rows: npt.NDArray[np.intp], parsed: npt.NDArray[np.float64] | None
+) -> list[Any]:
+    """The cells at `rows` as an error message shows them: a number read from text (CSV) as
+    the number, anything else as the input had it."""
+    cells = raw_cells(column, rows)
+    if parsed is None or not is_text(column.type):
+        return cells
+    numbers = parsed[rows].tolist()
+    return [
+        cell if math.isnan(number) else number for cell, number in zip(cells, numbers, strict=True)
+    ]
 
 
 def _plain_text(column: pa.Array) -> pa.Array:

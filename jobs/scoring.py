@@ -15,7 +15,7 @@ import pyarrow as pa
 from features.encoder import CategoryCodes, FeatureEncoder
 from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS
 from features.validation import find_invalid_rows
-from jobs.columns import category_codes, numeric_values, raw_cells
+from jobs.columns import category_codes, numeric_values, shown_cells
 from jobs.engine import ModelBundle
 from runners.base import FeatureMatrix, Probabilities
 from runners.bulk import ChunkedPredictor
@@ -72,7 +72,7 @@ class BatchScorer:
         invalid = find_invalid_rows(
             numeric,
             {name: column.codes for name, column in codes.items()},
-            lambda name, rows: raw_cells(batch.column(name), rows),
+            lambda name, rows: shown_cells(batch.column(name), rows, numeric.get(name)),
         )
         valid = batch
         columns: dict[str, npt.NDArray[np.float64] | CategoryCodes] = {**numeric, **codes}
