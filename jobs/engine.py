@@ -1,9 +1,8 @@
-"""The model as bytes for executors, and the engines built from them once per Python worker.
+"""The model as bytes for executors, and the engines built from them.
 
 The driver reads the ONNX file, the native booster and their metadata from the BentoML store by
 tag (`ModelBundle.read`); Spark broadcasts the bundle, so executors never need a model store.
-An executor's Python worker builds the runners the first time one of its tasks scores and keeps
-them (PySpark reuses Python workers across tasks), so a task costs no model loading.
+An executor's Python worker builds the engines from it once (jobs.task keeps them per worker).
 """
 
 from dataclasses import dataclass

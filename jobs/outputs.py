@@ -35,12 +35,16 @@ class OutputError(RuntimeError):
 class Destination:
     """An output folder: its URI as given and where pyarrow finds it."""
 
-    uri: str
+    uri: str  # a URI, or an absolute local path (executors may run in another folder)
+
+    @classmethod
+    def of(cls, given: str) -> "Destination":
+        """From a command-line path: a relative local path is made absolute here."""
+        return cls(given if "://" in given else os.path.abspath(given))
 
     def open(self) -> tuple[pafs.FileSystem, str]:
-        uri = self.uri if "://" in self.uri else os.path.abspath(self.uri)
         try:
-            filesystem, path = pafs.FileSystem.from_uri(uri)
+            filesystem, path = pafs.FileSystem.from_uri(self.uri)
         except (pa.ArrowException, ValueError) as error:
             raise OutputError(f"cannot open output {self.uri}: {error}") from error
         return filesystem, path.rstrip("/")

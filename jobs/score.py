@@ -136,7 +136,7 @@ def run(options: Options, spark: SparkSession | None = None) -> dict[str, Any]:
     logger.info("Java %d at %s", java.major, java.path)
     bundle = ModelBundle.read(options.model)
     logger.info("model %s (native twin %s)", bundle.tag, bundle.native.tag)
-    scored_dest, rejects_dest = Destination(options.output), Destination(options.rejects)
+    scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
     prepare((scored_dest, rejects_dest), overwrite=options.overwrite)
     fmt = input_format(options.input, options.input_format)
 
@@ -166,7 +166,7 @@ def _score_and_commit(
 ) -> tuple[dict[str, int], float]:
     """Scores on Spark, commits both outputs, reconciles and marks them complete; returns the
     counts and the session's start-up seconds."""
-    scored_dest, rejects_dest = Destination(options.output), Destination(options.rejects)
+    scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
     schema, summaries, spark_start_s = _score_on_spark(options, fmt, bundle, run_id, spark)
     scored_files = commit(
         scored_dest, run_id, _files(summaries, "scored_file"), scored_schema(schema)
@@ -216,15 +216,17 @@ def _score_on_spark(
             frame = spark.read.parquet(options.input)
         schema = _arrow_schema(frame.schema)
         _check_columns(schema, text_numbers=fmt == "csv")
+        shipped = spark.sparkContext.broadcast(bundle)
         task = ScoringTask(
             tag=bundle.tag,
-            bundle=spark.sparkContext.broadcast(bundle),
-            scored=Destination(options.output),
-            rejects=Destination(options.rejects),
+            bundle=shipped,
+            scored=Destination.of(options.output),
+            rejects=Destination.of(options.rejects),
             run_id=run_id,
         )
         logger.info("scoring %s (%s)", options.input, fmt)
         summaries = frame.mapInArrow(task, SUMMARY_DDL).collect()
+        shipped.destroy()  # a session that runs more jobs keeps no stale model copies
     except (PySparkException, Py4JError) as error:
         raise JobError(f"cannot score {options.input}: {_spark_message(error)}") from error
     finally:
@@ -274,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     try:
         summary = run(options)
-    except (JobError, JavaError, InputSchemaError, ModelLoadError, OutputError) as error:
+    except (JobError, JavaError, InputSchemaError, ModelLoadError, OutputError, OSError) as error:
         print(f"jobs.score: error: {error}", file=sys.stderr, flush=True)
         return 1
     print(json.dumps(summary), flush=True)

@@ -11,7 +11,7 @@ from jobs.score import ReconciliationError, reconcile
 
 
 def test_existing_outputs_are_refused_unless_overwritten(tmp_path: Path) -> None:
-    out, rej = Destination(str(tmp_path / "out")), Destination(str(tmp_path / "rej"))
+    out, rej = Destination.of(str(tmp_path / "out")), Destination.of(str(tmp_path / "rej"))
     prepare((out, rej), overwrite=False)  # absent: created
     (tmp_path / "out" / "old.parquet").write_bytes(b"x")
     with pytest.raises(OutputError, match="exists and is not empty"):
@@ -19,13 +19,13 @@ def test_existing_outputs_are_refused_unless_overwritten(tmp_path: Path) -> None
     prepare((out, rej), overwrite=True)
     assert list((tmp_path / "out").iterdir()) == []
     with pytest.raises(OutputError, match="overlap"):
-        prepare((out, Destination(str(tmp_path / "out" / "rejects"))), overwrite=True)
+        prepare((out, Destination.of(str(tmp_path / "out" / "rejects"))), overwrite=True)
 
 
 def test_only_the_reported_attempt_of_each_partition_is_committed(tmp_path: Path) -> None:
     """A retried partition leaves two staged files; the driver commits the one its summary
     names and the staging folder, with the other, goes."""
-    out = Destination(str(tmp_path / "out"))
+    out = Destination.of(str(tmp_path / "out"))
     prepare((out,), overwrite=False)
     batch = pa.record_batch({"id": pa.array([1, 2, 3])})
     staged = {}
@@ -41,7 +41,7 @@ def test_only_the_reported_attempt_of_each_partition_is_committed(tmp_path: Path
 
 
 def test_an_output_with_no_rows_still_has_its_columns(tmp_path: Path) -> None:
-    out = Destination(str(tmp_path / "rej"))
+    out = Destination.of(str(tmp_path / "rej"))
     prepare((out,), overwrite=False)
     schema = pa.schema([("id", pa.string()), ("error", pa.string())])
     files = commit(out, "run2", {}, schema)
@@ -49,7 +49,7 @@ def test_an_output_with_no_rows_still_has_its_columns(tmp_path: Path) -> None:
 
 
 def test_abandon_removes_only_the_staged_files(tmp_path: Path) -> None:
-    out = Destination(str(tmp_path / "out"))
+    out = Destination.of(str(tmp_path / "out"))
     prepare((out,), overwrite=False)
     writer = PartWriter(*out.staging_file("run3", 0, 1))
     writer.write(pa.record_batch({"id": pa.array([1])}))
