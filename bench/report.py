@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import capacity_report, front_door_report, plots
+from bench import capacity_report, front_door_report, plots, spark_report
 from bench.modes import BASELINE, FLASK, OURS
 from bench.targets import Results, batching_pairs, evaluate, locust_run, ratio, times, wrk_run
 
@@ -498,7 +498,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     client = json.loads(client_path.read_text()) if client_path.exists() else {}
     images = [os.path.relpath(path, out.parent) for path in plots.draw_all(http, results)]
     capacity = capacity_report.markdown(results / "capacity.json")
-    out.write_text(build(http, inprocess, inprocess_path, images, client, capacity))
+    text = build(http, inprocess, inprocess_path, images, client, capacity)
+    spark = spark_report.section(results, os.path.relpath(results, out.parent) + "/")
+    out.write_text(text + "\n" + "\n".join(spark) + "\n" if spark else text)
     print(f"wrote {out}")
 
 

@@ -52,3 +52,19 @@ def load_booster(tag: str) -> tuple[StoredModel, xgb.Booster]:
     if not isinstance(booster, xgb.Booster):
         booster = booster.get_booster()
     return stored, booster
+
+
+def booster_raw(tag: str) -> tuple[StoredModel, bytes]:
+    """A stored native model as bytes (XGBoost's UBJSON), to rebuild where the store is absent."""
+    stored, booster = load_booster(tag)
+    return stored, bytes(booster.save_raw(raw_format="ubj"))
+
+
+def booster_from_raw(raw: bytes, tag: str) -> xgb.Booster:
+    """The inverse of `booster_raw`; `tag` names the model in the error."""
+    booster = xgb.Booster()
+    try:
+        booster.load_model(bytearray(raw))
+    except xgb.core.XGBoostError as error:
+        raise ModelLoadError(f"cannot load XGBoost model {tag} from bytes: {error}") from error
+    return booster

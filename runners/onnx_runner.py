@@ -7,7 +7,7 @@ import onnxruntime as ort
 
 from runners.base import FeatureMatrix, Probabilities, StoredModelRunner
 from runners.device import DeviceRequest, resolve_device
-from runners.model_store import ModelLoadError, get_stored_model, onnx_file
+from runners.model_store import ModelLoadError, StoredModel, get_stored_model, onnx_file
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -23,6 +23,25 @@ class OnnxRunner(StoredModelRunner):
     @classmethod
     def load(cls, tag: str, *, threads: int = 1, device: DeviceRequest = "auto") -> "OnnxRunner":
         stored = get_stored_model(tag)
+        return cls._build(stored, str(onnx_file(stored)), threads=threads, device=device)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        stored: StoredModel,
+        model_bytes: bytes,
+        *,
+        threads: int = 1,
+        device: DeviceRequest = "auto",
+    ) -> "OnnxRunner":
+        """The same runner from the ONNX file's bytes (read elsewhere, e.g. shipped to a Spark
+        executor that has no model store); `stored` is the model's record from the store."""
+        return cls._build(stored, model_bytes, threads=threads, device=device)
+
+    @classmethod
+    def _build(
+        cls, stored: StoredModel, source: str | bytes, *, threads: int, device: DeviceRequest
+    ) -> "OnnxRunner":
         choice = resolve_device(
             device, "onnxruntime", CUDA_PROVIDER in ort.get_available_providers(), stored.tag
         )
@@ -33,7 +52,7 @@ class OnnxRunner(StoredModelRunner):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(onnx_file(stored)), options, providers=providers)
+            session = ort.InferenceSession(source, options, providers=providers)
         except Exception as error:  # ORT raises several unrelated types for a bad file
             raise ModelLoadError(f"cannot load ONNX model {stored.tag}: {error}") from error
         runner = cls(stored=stored, session=session, device=choice.device)

@@ -7,7 +7,7 @@ import xgboost as xgb
 
 from runners.base import FeatureMatrix, Probabilities, StoredModelRunner
 from runners.device import DeviceRequest, resolve_device
-from runners.model_store import load_booster
+from runners.model_store import StoredModel, booster_from_raw, load_booster
 
 
 def xgboost_supports_cuda() -> bool:
@@ -22,6 +22,25 @@ class XgboostRunner(StoredModelRunner):
     @classmethod
     def load(cls, tag: str, *, threads: int = 1, device: DeviceRequest = "auto") -> "XgboostRunner":
         stored, booster = load_booster(tag)
+        return cls._build(stored, booster, threads=threads, device=device)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        stored: StoredModel,
+        raw: bytes,
+        *,
+        threads: int = 1,
+        device: DeviceRequest = "auto",
+    ) -> "XgboostRunner":
+        """The same runner from the booster's raw bytes (`Booster.save_raw()`, shipped e.g. to
+        a Spark executor that has no model store); `stored` is the model's record."""
+        return cls._build(stored, booster_from_raw(raw, stored.tag), threads=threads, device=device)
+
+    @classmethod
+    def _build(
+        cls, stored: StoredModel, booster: xgb.Booster, *, threads: int, device: DeviceRequest
+    ) -> "XgboostRunner":
         choice = resolve_device(device, "xgboost", xgboost_supports_cuda(), stored.tag)
         booster.set_param({"nthread": threads, "device": choice.device})
         return cls(stored=stored, booster=booster, device=choice.device)

@@ -1,0 +1,117 @@
+"""One Arrow record batch in, its decisions and its rejects out: what each Spark task runs.
+
+Everything is column-wise: validation (features.validation), encoding (FeatureEncoder on
+category codes) and the engines (ONNX Runtime below 256 rows, native XGBoost from 256, as the
+server routes bulk chunks) see whole arrays; Python touches single values only to word the
+error of an invalid row.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from features.encoder import CategoryCodes, FeatureEncoder
+from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS
+from features.validation import find_invalid_rows
+from jobs.columns import category_codes, numeric_values, shown_cells
+from jobs.engine import ModelBundle
+from runners.base import FeatureMatrix, Probabilities
+from runners.bulk import ChunkedPredictor
+
+STATUSES = ("APPROVED", "MAYBE", "DECLINED")
+# Columns the job adds: to each scored row, and to each rejected row.
+DECISION_FIELDS = (
+    pa.field("probability", pa.float32()),
+    pa.field("status", pa.string()),
+    pa.field("model", pa.string()),
+)
+ERROR_FIELD = pa.field("error", pa.string())
+ADDED_NAMES = frozenset(f.name for f in (*DECISION_FIELDS, ERROR_FIELD))
+
+
+def scored_schema(carried: pa.Schema) -> pa.Schema:
+    return pa.schema([*carried, *DECISION_FIELDS])
+
+
+def rejects_schema(carried: pa.Schema) -> pa.Schema:
+    return pa.schema([*carried, ERROR_FIELD])
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    scored: pa.RecordBatch  # the valid rows: carried columns + DECISION_FIELDS
+    rejects: pa.RecordBatch  # the invalid rows: carried columns + ERROR_FIELD
+
+
+@dataclass(frozen=True)
+class BatchScorer:
+    """Scores batches with one model; built once per executor Python worker."""
+
+    tag: str
+    encoder: FeatureEncoder
+    predictor: ChunkedPredictor
+    maybe: float  # p above this is at least MAYBE
+    declined: float  # p above this is DECLINED
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle) -> "BatchScorer":
+        maybe, declined = bundle.thresholds
+        return cls(
+            tag=bundle.tag,
+            encoder=FeatureEncoder(bundle.onnx.feature_names),
+            predictor=bundle.predictor(),
+            maybe=maybe,
+            declined=declined,
+        )
+
+    def score(self, batch: pa.RecordBatch) -> ScoredBatch:
+        numeric = {name: numeric_values(batch.column(name)) for name in NUMERIC_FIELDS}
+        codes = {name: category_codes(name, batch.column(name)) for name in CATEGORICAL_FIELDS}
+        invalid = find_invalid_rows(
+            numeric,
+            {name: column.codes for name, column in codes.items()},
+            lambda name, rows: shown_cells(batch.column(name), rows, numeric.get(name)),
+        )
+        valid = batch
+        columns: dict[str, npt.NDArray[np.float64] | CategoryCodes] = {**numeric, **codes}
+        if len(invalid):
+            keep = ~invalid.mask
+            valid = batch.filter(pa.array(keep))
+            columns = {name: _rows(column, keep) for name, column in columns.items()}
+        features = self.encoder.encode_columns(columns)
+        decisions = self.decisions(features, self.predict(features))
+        scored = pa.RecordBatch.from_arrays(
+            [*valid.columns, *decisions],
+            schema=scored_schema(batch.schema),
+        )
+        rejects = pa.RecordBatch.from_arrays(
+            [*batch.take(pa.array(invalid.rows)).columns, pa.array(invalid.errors, pa.string())],
+            schema=rejects_schema(batch.schema),
+        )
+        return ScoredBatch(scored=scored, rejects=rejects)
+
+    def predict(self, features: FeatureMatrix) -> Probabilities:
+        if len(features) == 0:  # every row of the batch was invalid
+            return np.empty(0, dtype=np.float32)
+        return self.predictor.predict(features)
+
+    def decisions(self, features: FeatureMatrix, probabilities: Probabilities) -> list[pa.Array]:
+        """The added columns for the scored rows, in DECISION_FIELDS order (more columns, such
+        as reasons from `features`, would be appended here and to DECISION_FIELDS)."""
+        levels = (probabilities > self.maybe).astype(np.int8) + (probabilities > self.declined)
+        status = pa.DictionaryArray.from_arrays(pa.array(levels), pa.array(STATUSES))
+        return [
+            pa.array(probabilities, type=pa.float32()),
+            status.cast(pa.string()),
+            pa.repeat(pa.scalar(self.tag), len(probabilities)),
+        ]
+
+
+def _rows(
+    column: npt.NDArray[np.float64] | CategoryCodes, keep: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64] | CategoryCodes:
+    if isinstance(column, CategoryCodes):
+        return CategoryCodes(column.codes[keep], column.categories)
+    return column[keep]
