@@ -44,7 +44,9 @@ def format_location(loc: tuple[int | str, ...], prefix: str = "") -> str:
     return text or "body"
 
 
-def from_validation_error(error: ValidationError, prefix: str = "") -> RequestError:
+def from_validation_error(
+    error: ValidationError, prefix: str = "", schema: str = "the applicant schema"
+) -> RequestError:
     """422 for bad values, 400 when the body is not JSON at all."""
     details = []
     status = 422
@@ -54,7 +56,7 @@ def from_validation_error(error: ValidationError, prefix: str = "") -> RequestEr
         location = format_location(tuple(item["loc"]), prefix)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "Unknown field (not part of the applicant schema)"
+            message = f"Unknown field (not part of {schema})"
         details.append({"location": location, "message": message})
     first = details[0]
     count = error.error_count()

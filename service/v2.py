@@ -60,6 +60,9 @@ class InferenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
+    # Not in the protocol's request, but KServe's client sends them: checked when present.
+    model_name: str | None = None
+    model_version: str | None = None
     parameters: dict[str, Any] | None = None
     inputs: list[TensorInput] = Field(min_length=1)
     outputs: list[RequestedOutput] | None = None
@@ -110,6 +113,13 @@ class OpenInferenceProtocol:
     async def infer(self, body: bytes, json_length: int | None) -> InferAnswer:
         header, binary = _split(body, json_length)
         request = _parse(header)
+        if request.model_name not in (None, MODEL_NAME):
+            raise _problem("model_name", f"this is model {MODEL_NAME}, not {request.model_name!r}")
+        if request.model_version not in (None, self.version):
+            raise _problem(
+                "model_version",
+                f"the served version is {self.version}, not {request.model_version!r}",
+            )
         tensors = _tensor_values(request.inputs, binary, header)
         columns = _checked(tensors, self.scorer.limits.max_bulk_rows)
         encoder: FeatureEncoder = self.scorer.encoder
@@ -166,7 +176,7 @@ def _parse(header: bytes) -> InferenceRequest:
     try:
         return InferenceRequest.model_validate_json(header)
     except ValidationError as error:
-        raise from_validation_error(error) from error
+        raise from_validation_error(error, schema="an inference request") from error
 
 
 def _wanted_outputs(request: InferenceRequest) -> Callable[[bool], list[tuple[str, bool]]]:
