@@ -129,3 +129,30 @@ def test_arrow_answers_when_asked(worker: Worker, records, expected_probability)
     np.testing.assert_allclose(
         table.column("probability").to_numpy(), expected_probability[:300], atol=1e-6
     )
+
+
+def test_a_model_without_training_distributions_scores_but_cannot_explain(
+    exported: ExportSummary,
+) -> None:
+    """Tags exported before the training distributions were stored still serve (a rollback)."""
+    import shutil
+    from pathlib import Path
+
+    import bentoml
+
+    from features.distributions import METADATA_KEY
+
+    good = bentoml.models.get(exported.onnx_tag)
+    metadata = {k: v for k, v in good.info.metadata.items() if k != METADATA_KEY}
+    with bentoml.models.create("credit_risk_onnx_old", metadata=metadata) as old:
+        shutil.copy(Path(good.path) / "model.onnx", old.path_of("model.onnx"))
+    worker = build_worker(ServiceSettings(model_tag=str(old.tag)))
+    door = door_for_worker(worker)
+    assert _call(door, "POST", "/classify", json=GOOD).status_code == 200
+    for path, payload in (("/explain", GOOD), ("/explain_batch", [GOOD])):
+        answer = _call(door, "POST", path, json=payload)
+        assert answer.status_code == 501 and "export it again" in answer.json()["error"]
+    columns = {k: [v] for k, v in GOOD.items()}
+    assert _call(door, "POST", "/classify_bulk", json=columns).status_code == 200
+    assert _call(door, "POST", "/classify_bulk?reasons=2", json=columns).status_code == 501
+    worker.scorer.close()
