@@ -28,6 +28,7 @@ REFUSALS = {
     "415": "Wrong content type for this route.",
     "422": "A value breaks a rule; `error` names the first bad field (`age`, `[3].home`, "
     "`income[1200]`) and `details` lists every one.",
+    "404": "No such model or version (this server serves one model, in one version).",
     "500": "A server bug (never the client's fault); the answer says nothing more.",
     "503": "Overloaded or draining: retry after `Retry-After` seconds.",
 }
@@ -239,7 +240,7 @@ def _v2_schemas() -> dict[str, Any]:
     return {
         "V2TensorInput": {
             "type": "object",
-            "required": ["name", "shape", "datatype"],
+            "required": ["name", "shape", "datatype", "data"],
             "properties": {
                 "name": {"type": "string", "enum": list(FIELDS)},
                 "shape": {
@@ -253,7 +254,7 @@ def _v2_schemas() -> dict[str, Any]:
                     "enum": [*NUMERIC_DTYPES, "BYTES"],
                     "description": "Any numeric type for a number field; BYTES for a category.",
                 },
-                "parameters": {"type": "object"},
+                "parameters": {"type": "object", "nullable": True},
                 "data": tensor_data,
             },
         },
@@ -263,8 +264,10 @@ def _v2_schemas() -> dict[str, Any]:
             "description": "All 13 form fields, each once, all of the same length N "
             "(refused with 422 otherwise: JSON Schema cannot state that rule).",
             "properties": {
-                "id": {"type": "string"},
-                "parameters": {"type": "object"},
+                "id": {"type": "string", "nullable": True},
+                "model_name": {"type": "string", "nullable": True, "enum": [MODEL_NAME, None]},
+                "model_version": {"type": "string", "nullable": True},
+                "parameters": {"type": "object", "nullable": True},
                 "inputs": {
                     "type": "array",
                     "minItems": 1,
@@ -272,12 +275,13 @@ def _v2_schemas() -> dict[str, Any]:
                 },
                 "outputs": {
                     "type": "array",
+                    "nullable": True,
                     "items": {
                         "type": "object",
                         "required": ["name"],
                         "properties": {
                             "name": {"type": "string", "enum": ["probability", "status"]},
-                            "parameters": {"type": "object"},
+                            "parameters": {"type": "object", "nullable": True},
                         },
                     },
                 },
@@ -290,7 +294,7 @@ def _v2_schemas() -> dict[str, Any]:
                 "model_name": {"type": "string"},
                 "model_version": {"type": "string"},
                 "id": {"type": "string"},
-                "parameters": {"type": "object"},
+                "parameters": {"type": "object", "nullable": True},
                 "outputs": {
                     "type": "array",
                     "items": {
@@ -300,7 +304,7 @@ def _v2_schemas() -> dict[str, Any]:
                             "name": {"type": "string"},
                             "shape": {"type": "array", "items": {"type": "integer"}},
                             "datatype": {"type": "string"},
-                            "parameters": {"type": "object"},
+                            "parameters": {"type": "object", "nullable": True},
                             "data": tensor_data,
                         },
                     },
@@ -375,9 +379,10 @@ def _v2_paths(facts: DocumentFacts) -> dict[str, Any]:
         model: {"get": _get("V2 model metadata: one input per form field.", metadata)},
         f"{model}/ready": {"get": _get("V2 model readiness.", ready, "503")},
         f"{model}/infer": {"post": infer},
-        versioned: {"get": {**_get("V2 model metadata of the served version.", metadata),
+        versioned: {"get": {**_get("V2 model metadata of the served version.", metadata, "404"),
                             "parameters": [version]}},
-        f"{versioned}/ready": {"get": {**_get("V2 readiness of the served version.", ready, "503"),
-                                       "parameters": [version]}},
-        f"{versioned}/infer": {"post": {**infer, "parameters": [version]}},
+        f"{versioned}/ready": {"get": {**_get("V2 readiness of the served version.", ready, "404",
+                                              "503"), "parameters": [version]}},
+        f"{versioned}/infer": {"post": {**infer, "parameters": [version],
+                                        "responses": {**infer["responses"], **_refusals("404")}}},
     }  # fmt: skip
