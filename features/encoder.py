@@ -65,16 +65,17 @@ class FeatureEncoder:
         return len(self.feature_names)
 
     def encode_one(self, row: Mapping[str, Any]) -> FeatureMatrix:
-        """One applicant as a (1, n_features) matrix; the hot path for single requests."""
-        out = np.zeros((1, self.n_features), dtype=np.float32)
-        values = out[0]
+        """One applicant as a (1, n_features) matrix; the hot path for single requests: the
+        values go into a Python list (item writes into a NumPy array cost ~10x more), then one
+        conversion."""
+        values = [0.0] * self.n_features
         for name, column in self.numeric_columns.items():
             values[column] = row[name]
         for name, lookup in self.category_columns.items():
             column = lookup.get(row[name], -1)
             if column >= 0:
                 values[column] = 1.0
-        return out
+        return np.array((values,), dtype=np.float32)
 
     def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> FeatureMatrix:
         """Many applicants given row-wise (dicts or mappings with the raw field names)."""

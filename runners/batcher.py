@@ -33,7 +33,7 @@ class OverloadedError(RuntimeError):
     """The queue is full or a request waited too long: the caller should retry later."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BatchRecord:
     """What one model call looked like; the service turns these into metrics."""
 

@@ -9,8 +9,6 @@ Each worker keeps its own window (its share of the traffic); the gauge reports t
 among live workers (`livemax`), the one to alert on.
 """
 
-from collections import deque
-
 import numpy as np
 
 from features.drift import DriftMonitor
@@ -55,8 +53,7 @@ class DecisionMonitor:
             buffer.counter(decisions, status, model_tag) for status in STATUSES.tolist()
         ]
         self._probability: BufferedHistogram = buffer.histogram(probability, model_tag)
-        self._rows: deque[FeatureMatrix] = deque()
-        self._queued_rows = 0
+        self._rows: list[FeatureMatrix] = []
         buffer.before_flush(self._flush_drift)
 
     def observe(self, features: FeatureMatrix, probabilities: Probabilities) -> None:
@@ -72,26 +69,21 @@ class DecisionMonitor:
                 counter.count += count
             self._probability.observe_many(probabilities)
         if self.drift is not None:
-            self._queue_for_drift(features)
+            self._rows.append(features)  # until the next flush (at most about a second's rows)
         self._buffer.touch()
-
-    def _queue_for_drift(self, features: FeatureMatrix) -> None:
-        """Keep the most recent rows, at most a window's worth (older blocks would be pushed
-        out of the window by the newer ones anyway)."""
-        assert self.drift is not None
-        self._rows.append(features)
-        self._queued_rows += len(features)
-        while (
-            len(self._rows) > 1 and self._queued_rows - len(self._rows[0]) >= self.drift.window_rows
-        ):
-            self._queued_rows -= len(self._rows.popleft())
 
     def _flush_drift(self) -> None:
         if self.drift is None or not self._rows:
             return
-        rows = self._rows[0] if len(self._rows) == 1 else np.concatenate(self._rows)
+        # The most recent rows, at most a window's worth (older ones would only be pushed out).
+        recent: list[FeatureMatrix] = []
+        count = 0
+        while self._rows and count < self.drift.window_rows:
+            block = self._rows.pop()
+            recent.append(block)
+            count += len(block)
         self._rows.clear()
-        self._queued_rows = 0
-        self.drift.update(rows)
+        recent.reverse()
+        self.drift.update(recent[0] if len(recent) == 1 else np.concatenate(recent))
         for field, value in self.drift.psi().items():
             self._psi.labels(field, self.model_tag).set(value)

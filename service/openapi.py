@@ -339,7 +339,7 @@ def _v2_paths(facts: DocumentFacts) -> dict[str, Any]:
             for name in FIELDS
         ]
     }
-    infer = {
+    infer: dict[str, Any] = {
         "description": "V2 inference: the same validation, engines, batcher and limits as "
         "/classify_bulk, so the same answers. JSON tensors, or the binary tensor data "
         "extension (`application/octet-stream` with `Inference-Header-Content-Length`).",

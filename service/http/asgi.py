@@ -6,22 +6,18 @@ Header = tuple[bytes, bytes]
 JSON_HEADERS: list[Header] = [(b"content-type", b"application/json")]
 
 
-def header(scope: Scope, name: bytes) -> str | None:
-    """The first value of a request header (`name` in lower case), or None."""
+def request_head(scope: Scope, default_type: str) -> tuple[str, int | None, str]:
+    """(content type without parameters, lower case; declared content length; Accept), read
+    in one pass over the headers (the hot path of every POST)."""
+    content_type, length, accept = default_type, None, ""
     for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def media_type(scope: Scope, default: str) -> str:
-    """The request's content type without parameters, lower case."""
-    return (header(scope, b"content-type") or default).split(";")[0].strip().lower()
-
-
-def content_length(scope: Scope) -> int | None:
-    declared = header(scope, b"content-length")
-    return int(declared) if declared is not None and declared.isdigit() else None
+        if key == b"content-type":
+            content_type = value.decode("latin-1").split(";")[0].strip().lower()
+        elif key == b"content-length":
+            length = int(value) if value.isdigit() else None
+        elif key == b"accept":
+            accept = value.decode("latin-1")
+    return content_type, length, accept
 
 
 async def respond(send: Send, status: int, body: bytes, headers: list[Header]) -> None:

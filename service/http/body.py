@@ -1,19 +1,17 @@
 """Reading a request body under a size limit."""
 
-from starlette.types import Receive, Scope
+from starlette.types import Receive
 
 from service.errors import RequestError
-from service.http.asgi import content_length
 
 
 class ClientGone(Exception):
     """The client disconnected before its answer was ready."""
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body; 413 as soon as it is known to pass `limit` (from Content-Length, or
-    while a chunked body streams in)."""
-    declared = content_length(scope)
+async def read_body(receive: Receive, declared: int | None, limit: int) -> bytes:
+    """The whole body; 413 as soon as it is known to pass `limit` (from the declared
+    Content-Length, or while a chunked body streams in)."""
     if declared is not None and declared > limit:
         raise RequestError(413, f"body has {declared} bytes, over the limit of {limit} bytes")
     chunks: list[bytes] = []

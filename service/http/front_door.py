@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import RequestError, overloaded
 from service.http.admission import Admission
-from service.http.asgi import Header, content_length, header, media_type, respond
+from service.http.asgi import Header, request_head, respond
 from service.http.body import ClientGone, read_body
 from service.http.disconnect import DisconnectWatch
 from service.http.drain import Drain
@@ -111,26 +111,27 @@ class FrontDoor:
             raise RequestError(405, f"method {method} is not allowed here; use {route.allow}")
         if method == "GET":
             return _content(await route.handler(Call(b"", "", "", scope["query_string"])))
-        media = media_type(scope, JSON)
+        media, declared, accept = request_head(scope, JSON)
         if media not in route.media_types:
             accepted = ", ".join(route.media_types)
             raise RequestError(415, f"content-type {media!r} is not accepted here; use {accepted}")
         self.admission.check(route.saturated)
         if route.bulk:
-            return await self._bulk(route, scope, receive, media)
-        body = await read_body(scope, receive, self.limits.max_body_bytes)
-        call = _call(scope, body, media)
+            return await self._bulk(route, scope, receive, (media, declared, accept))
+        body = await read_body(receive, declared, self.limits.max_body_bytes)
+        call = Call(body, media, accept, scope["query_string"], scope["headers"])
         return _content(await self.disconnects.guard(route.handler(call), receive))
 
     async def _bulk(
-        self, route: Route, scope: Scope, receive: Receive, media: str
+        self, route: Route, scope: Scope, receive: Receive, head: tuple[str, int | None, str]
     ) -> tuple[bytes, list[Header]]:
         """Bulk requests wait for the worker's one bulk thread, each holding its parsed body,
         outside the batcher's bounded queue: so the body bytes a worker holds are bounded here,
         before a body is read (a chunked body counts as the largest allowed). One request is
         always admitted when no other is in progress."""
+        media, declared, accept = head
         limit = self.limits.max_body_bytes
-        size = min(content_length(scope) or limit, limit)
+        size = min(declared or limit, limit)
         held = self.bulk_bytes_in_flight
         if held and held + size > self.limits.max_bulk_bytes_in_flight:
             raise overloaded(
@@ -139,17 +140,12 @@ class FrontDoor:
             )
         self.bulk_bytes_in_flight += size
         try:
-            body = await read_body(scope, receive, limit)
-            call = _call(scope, body, media)
+            body = await read_body(receive, declared, limit)
+            call = Call(body, media, accept, scope["query_string"], scope["headers"])
             return _content(await self.disconnects.guard(route.handler(call), receive))
         finally:
             self.bulk_bytes_in_flight -= size
 
-
 def _content(answer: Answer) -> tuple[bytes, list[Header]]:
     return answer.body, [(b"content-type", answer.media_type.encode()), *answer.headers]
 
-
-def _call(scope: Scope, body: bytes, media: str) -> Call:
-    accept = header(scope, b"accept") or ""
-    return Call(body, media, accept, scope["query_string"], scope["headers"])
