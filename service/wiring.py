@@ -219,7 +219,9 @@ def _explaining(
     """The explainer of the served model's native twin, behind a batcher of its own."""
     if not distributions:
         return None, None
-    explainer = Explainer.load(runner.tag, threads=settings.model_threads, device=settings.device)
+    explainer = Explainer.load(
+        settings.model_tag, threads=settings.model_threads, device=settings.device
+    )
 
     def explain(features: FeatureMatrix) -> npt.NDArray[np.float32]:
         explained = explainer.contributions(features)
