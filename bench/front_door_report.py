@@ -80,3 +80,48 @@ def markdown(path: Path = RESULTS) -> list[str]:
     ]  # fmt: skip
     lines += ["", *_table(["target (issue 9)", "met", "measured"], targets)]
     return lines
+
+
+EXPLAIN_RESULTS = Path(__file__).parent / "results" / "explain_http.json"
+
+
+def explain_markdown(path: Path = EXPLAIN_RESULTS) -> list[str]:
+    """The /explain, monitoring-cost and bulk-reasons section (`python -m bench.explain_http`)."""
+    if not path.exists():
+        return []
+    data: dict[str, Any] = json.loads(path.read_text())
+    machine, http, ratios, bulk = data["machine"], data["http"], data["ratios"], data["bulk"]
+    lines = [
+        "## Explanations and decision monitoring over HTTP (issue 12)",
+        "",
+        f"`python -m bench.explain_http`, commit `{machine.get('commit', '?')}`, "
+        f"{machine.get('started_utc', '?')} UTC, load average at start "
+        f"{machine.get('load_average_at_start', '?')}; wrk, 64 connections, one applicant per "
+        f"request, {data['seconds']} s per run, interleaved rounds (median round shown).",
+        "",
+    ]
+    lines += _table(
+        ["run", "req/s", "p99 ms"],
+        [
+            ["/classify, default server", f"{http['classify']['rps']:,.0f}",
+             f"{http['classify']['p99_ms']:.1f}"],
+            ["/explain, same server", f"{http['explain']['rps']:,.0f}",
+             f"{http['explain']['p99_ms']:.1f}"],
+            ["/classify, CREDIT_RISK_MONITORING=false", f"{http['unmonitored']['rps']:,.0f}",
+             f"{http['unmonitored']['p99_ms']:.1f}"],
+        ],
+    )  # fmt: skip
+    lines += ["", *_table(["bulk, 100,000-row Arrow requests", "rows/s"],
+                          [[name, f"{value:,.0f}"] for name, value in bulk.items()])]  # fmt: skip
+    targets = [
+        ["/explain >= 50% of /classify's throughput", _yes(ratios["explain_vs_classify"] >= 0.5),
+         f"{ratios['explain_vs_classify']:.0%}"],
+        ["/explain p99 <= 25 ms", _yes(http["explain"]["p99_ms"] <= 25),
+         f"{http['explain']['p99_ms']:.1f} ms"],
+        ["decision monitoring costs <= 5% of /classify throughput",
+         _yes(ratios["monitoring_cost"] <= 0.05), f"{ratios['monitoring_cost']:.1%}"],
+        ["bulk with 4 reason columns, rows/s against without", "-",
+         f"{ratios['bulk_reasons_vs_plain']:.0%}"],
+    ]  # fmt: skip
+    lines += ["", *_table(["target (issue 12)", "met", "measured"], targets)]
+    return lines

@@ -444,6 +444,7 @@ def build(
         reproduce(),
         targets_section(http),
         front_door_report.markdown(),
+        front_door_report.explain_markdown(),
         main_table(http),
         single_table(http),
         wrk_table(http),

@@ -84,6 +84,11 @@ class ServiceSettings(BaseSettings):
     reasons: int = Field(
         4, ge=0, le=13, description="Reasons in a MAYBE or DECLINED /explain answer (top fields)."
     )
+    monitoring: bool = Field(
+        True,
+        description="Decision monitoring on /metrics: decisions by status, the probability "
+        "histogram and the per-field input drift (PSI) gauges.",
+    )
     drift_window_rows: int = Field(
         10_000,
         ge=100,

@@ -138,7 +138,9 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         bulk=bulk,
         thresholds=thresholds,
         limits=Limits(settings.max_batch_items, settings.max_bulk_rows, settings.max_body_bytes),
-        monitor=DecisionMonitor(buffer, runner.tag, thresholds, drift),
+        monitor=DecisionMonitor(buffer, runner.tag, thresholds, drift)
+        if settings.monitoring
+        else None,
         explaining=explaining,
         batcher_max_rows=bulk.large_min_rows if same_engine else 0,
     )
