@@ -43,39 +43,41 @@ def markdown(path: Path = RESULTS) -> list[str]:
     ]  # fmt: skip
     lines += _table(["server", "what", "req/s", "p99 ms", "vs no-op"], rows)
     over = data["overload"]
-    client, wrk = over["client"], over["wrk"]
-    after = max(over["one_request_after_ms"].values())
+    probe, wrk = over["probe"], over["wrk"]
+    after = over["one_request_after_ms"]
     lines += [
         "",
-        f"Overload: {over['connections']:,} connections on /classify for {over['seconds']} s, "
-        "first our raw-socket client (2 processes, per-status latency, 5 s timeout), then wrk "
-        "(2 threads, 5 s timeout).",
+        f"Overload: {over['connections']:,} connections on /classify for {over['seconds']} s: "
+        f"wrk floods {over['connections'] - probe['connections']:,} of them (2 threads, 5 s "
+        f"timeout) while our raw-socket client samples the other {probe['connections']} "
+        "(latency per status).",
         "",
     ]
     lines += _table(
-        ["", "answered/s", "admitted p50 ms", "admitted p99 ms", "refused/s", "refusal p99 ms",
-         "timeouts", "socket errors", "other 5xx"],
+        ["", "answers/s", "admitted", "p50 ms", "p99 ms", "refusal p99 ms", "timeouts",
+         "socket errors", "other 5xx"],
         [
-            ["raw-socket client", f"{client['answered_per_s']:,.0f}",
-             f"{client['admitted_p50_ms']:.0f}", f"{client['admitted_p99_ms']:.0f}",
-             f"{client['refused_per_s']:,.0f}", f"{client['refused_p99_ms']:.0f}",
-             client["timeouts"], client["socket_errors"], client["other_5xx"]],
-            ["wrk", f"{wrk['rps'] - wrk['non_2xx'] / over['seconds']:,.0f}", "", "",
-             f"{wrk['non_2xx'] / over['seconds']:,.0f}", "", f"{wrk['timeouts']:.0f}",
-             f"{wrk['socket_errors']:.0f}", ""],
+            ["wrk flood (all answers)", f"{wrk['rps']:,.0f}",
+             f"{1 - wrk['non_2xx'] / max(wrk['requests'], 1):.0%}",
+             f"{wrk.get('p50_ms', 0):.0f}", f"{wrk.get('p99_ms', 0):.0f}", "",
+             f"{wrk['timeouts']:.0f}", f"{wrk['socket_errors']:.0f}", ""],
+            ["sampling client", "", f"{probe['admitted_share']:.0%}",
+             f"{probe['admitted_p50_ms']:.0f}", f"{probe['admitted_p99_ms']:.0f}",
+             f"{probe['refused_p99_ms']:.0f}", probe["timeouts"], probe["socket_errors"],
+             probe["other_5xx"]],
         ],
     )  # fmt: skip
     targets = [
         ["single /classify at 64 connections >= 50% of the no-op app", _yes(ours["vs_noop"] >= 0.5),
          f"{ours['vs_noop']:.0%}"],
         ["its p99 <= 10 ms", _yes(ours["p99_ms"] <= 10), f"{ours['p99_ms']:.1f} ms"],
-        ["2,048 connections: 0 non-503/429 5xx", _yes(client["other_5xx"] == 0),
-         str(client["other_5xx"])],
-        ["0 client timeouts or socket errors (both clients)",
-         _yes(client["timeouts"] + client["socket_errors"] + wrk["socket_errors"] == 0),
-         f"{client['timeouts'] + client['socket_errors']} / {wrk['socket_errors']:.0f}"],
-        ["admitted p99 <= 1 s", _yes(client["admitted_p99_ms"] <= 1000),
-         f"{client['admitted_p99_ms']:.0f} ms"],
+        ["2,048 connections: 0 non-503/429 5xx", _yes(probe["other_5xx"] == 0),
+         str(probe["other_5xx"])],
+        ["0 client timeouts or socket errors (flood / sample)",
+         _yes(probe["timeouts"] + probe["socket_errors"] + wrk["socket_errors"] == 0),
+         f"{wrk['socket_errors']:.0f} / {probe['timeouts'] + probe['socket_errors']}"],
+        ["admitted requests' p99 <= 1 s", _yes(probe["admitted_p99_ms"] <= 1000),
+         f"{probe['admitted_p99_ms']:.0f} ms"],
         ["one request right after < 100 ms", _yes(after < 100), f"{after:.1f} ms"],
     ]  # fmt: skip
     lines += ["", *_table(["target (issue 9)", "met", "measured"], targets)]

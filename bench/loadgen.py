@@ -174,7 +174,7 @@ def run_wrk_bodies(
     script.write_text(_WRK_SCRIPT)
     argv = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-        "-s", str(script), *(["--timeout", f"{timeout_s}s"] if timeout_s else []), f"{url}{path}",
+        "-s", str(script), *(["--timeout", f"{round(timeout_s)}s"] if timeout_s else []), f"{url}{path}",
     ]  # fmt: skip
     log = workdir / f"{name}-{connections}.log"
     env = {"BENCH_BODIES": str(bodies_file), "BENCH_PATH": path}

@@ -112,7 +112,7 @@ class ServiceSettings(BaseSettings):
         "needs to stop sending new requests. Requests in progress are always finished.",
     )
     admission_target_lag_ms: float = Field(
-        50.0,
+        100.0,
         gt=0,
         description="Overload control: while the event loop runs later than this (the wait "
         "of a request before it is read) for a whole admission window, a worker admits only a "

@@ -9,9 +9,11 @@ While the lag stays above `target_lag_s` for a whole `window_s` and at least
 `STANDING_PROBES` probes in a row (CoDel's rule: a standing queue, not one stall or burst), the
 worker admits only a fraction of new requests and refuses the others
 with 503 before reading their bodies (a refusal costs a small fraction of an answer). The
-fraction shrinks multiplicatively while the lag stays high and grows back additively once it is
-below target, so the admitted requests keep an answer time near the target whatever the
-machine's speed; refusals are spread evenly over arrivals (a credit counter, no randomness).
+fraction shrinks multiplicatively while the lag stays high (in proportion to how far over
+target it is) and grows back additively once it is
+below target (at once when it is far below: the queue is gone), so the admitted requests keep
+an answer time near the target whatever the machine's speed; refusals are spread evenly over
+arrivals (a credit counter, no randomness).
 The probe timer runs only while requests arrive.
 """
 
@@ -24,8 +26,10 @@ from service.errors import overloaded
 
 PROBE_INTERVAL_S = 0.01
 IDLE_STOP_S = 1.0  # the probe stops after this long without a request
-DECREASE = 0.8  # fraction kept per probe while the queue stands
+DECREASE = 0.8  # fraction kept per probe while the queue stands, at most
+MAX_CUT = 0.25  # ... and at least: one probe never cuts the fraction by more than 4x
 INCREASE = 0.05  # added per probe once the lag is below target
+DRAINED = 0.25  # a lag under this share of the target means no queue is left
 MIN_FRACTION = 0.02  # never refuse everything: keep measuring what admitted requests cost
 STANDING_PROBES = 3  # a pause and the burst behind it make two late probes, not a queue
 
@@ -78,11 +82,17 @@ class LagAdmission:
                 self._above_since = now
             self._late_probes += 1
             if self._late_probes >= STANDING_PROBES and now - self._above_since >= self.window_s:
-                state.fraction = max(MIN_FRACTION, state.fraction * DECREASE)
+                # In proportion to how far over target the lag is: an iteration's length grows
+                # with what the loop admits, so a lag 4x the target calls for ~1/4 the work.
+                cut = min(DECREASE, max(MAX_CUT, self.target_lag_s / lag))
+                state.fraction = max(MIN_FRACTION, state.fraction * cut)
         else:
             self._above_since = None
             self._late_probes = 0
-            state.fraction = min(1.0, state.fraction + INCREASE)
+            # Well under target the queue is gone: admit everything again at once (a request
+            # right after a flood must not be refused); near it, grow back step by step.
+            drained = lag < self.target_lag_s * DRAINED
+            state.fraction = 1.0 if drained else min(1.0, state.fraction + INCREASE)
         if now - self._last_request > IDLE_STOP_S and state.fraction >= 1.0:
             self._probe = None  # idle: the next request starts it again
             return

@@ -8,13 +8,16 @@ from service.http.admission import STANDING_PROBES, LagAdmission
 TARGET_S = 0.03
 
 
-async def _arrivals(admission: LagAdmission, seconds: float, busy_s: float) -> list[bool]:
-    """Requests arrive every loop iteration; each iteration also burns `busy_s` of CPU (the
-    work of the requests the loop found), so the probe timer runs about that late."""
+async def _arrivals(
+    admission: LagAdmission, seconds: float, busy_s: float, per_iteration: int = 1
+) -> list[bool]:
+    """`per_iteration` requests arrive every loop iteration; each iteration also burns
+    `busy_s` of CPU (the work of the requests the loop found), so the probe timer runs about
+    that late."""
     decisions: list[bool] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        decisions.append(admission.admit())
+        decisions.extend(admission.admit() for _ in range(per_iteration))
         if busy_s:
             time.sleep(busy_s)  # blocks the loop, as a long iteration does
         await asyncio.sleep(0)
@@ -24,7 +27,7 @@ async def _arrivals(admission: LagAdmission, seconds: float, busy_s: float) -> l
 def test_standing_lag_sheds_evenly_and_recovers() -> None:
     async def main() -> tuple[list[bool], float, list[bool], float]:
         admission = LagAdmission(target_lag_s=TARGET_S, window_s=0.1)
-        overloaded = await _arrivals(admission, 1.5, busy_s=0.1)
+        overloaded = await _arrivals(admission, 1.5, busy_s=0.1, per_iteration=200)
         shed_to = admission.state.fraction
         await asyncio.sleep(1.0)  # idle: the probe finds the loop on time again
         recovered = await _arrivals(admission, 0.2, busy_s=0)
