@@ -21,12 +21,9 @@ Server and client share this machine's cores: compare ratios within one run.
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +35,7 @@ import pyarrow.parquet as pq
 
 from bench import bulk
 from bench.machine import describe
+from bench.private_run import run_and_write
 from client import CreditRiskClient, TableInput
 from client.protocol import DEFAULT_CHUNK_ROWS, DEFAULT_CONCURRENCY
 from export.dataset import applicant_records, load_applicants
@@ -168,21 +166,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    home = tempfile.mkdtemp(prefix="credit-risk-bench-client-")
-    os.environ["BENTOML_HOME"] = home  # a private store (BentoML reads it at first use)
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    workdir = Path(tempfile.mkdtemp(prefix="credit-risk-client-bench-"))
-    try:
-        results = run(args, workdir)
-    except BaseException:
-        print(f"server log kept in {workdir}", file=sys.stderr)
-        shutil.rmtree(home, ignore_errors=True)
-        raise
-    shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(workdir, ignore_errors=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output} ({results['elapsed_s']:.0f} s)")
+    run_and_write("client", args.output, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,7 @@
 """
 
 import argparse
-import json
-import os
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -30,6 +25,7 @@ import pyarrow as pa
 
 from bench.loadgen import run_wrk_bodies
 from bench.machine import describe
+from bench.private_run import run_and_write
 from client.wire import ARROW_STREAM, request_body
 from export.dataset import applicant_records, load_applicants
 from export.pipeline import run_export
@@ -117,21 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    home = tempfile.mkdtemp(prefix="credit-risk-bench-explain-")
-    os.environ["BENTOML_HOME"] = home
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    workdir = Path(tempfile.mkdtemp(prefix="credit-risk-explain-"))
-    try:
-        results = run(args, workdir)
-    except BaseException:
-        print(f"server and load-generator logs kept in {workdir}", file=sys.stderr)
-        raise
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(workdir, ignore_errors=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    run_and_write("explain", args.output, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,9 @@ Server and load generator share the machine's cores: compare ratios within one r
 """
 
 import argparse
-import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +34,7 @@ import orjson
 from bench.baselines import mlserver_setup
 from bench.loadgen import run_wrk_bodies
 from bench.machine import describe
+from bench.private_run import run_and_write
 from export.dataset import applicant_records, load_applicants
 from export.pipeline import ExportSummary, run_export
 from features.encoder import FeatureEncoder
@@ -277,22 +274,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-mlserver", dest="mlserver", action="store_false")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    home = tempfile.mkdtemp(prefix="credit-risk-bench-door-")
-    os.environ["BENTOML_HOME"] = home
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    workdir = Path(tempfile.mkdtemp(prefix="credit-risk-door-"))
-    try:
-        results = run(args, workdir)
-    except BaseException:
-        print(f"server and load-generator logs kept in {workdir}", file=sys.stderr)
-        raise
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(workdir, ignore_errors=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output} ({results['elapsed_s']:.0f} s)")
-
+    run_and_write("door", args.output, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":
