@@ -71,4 +71,14 @@ CASES: tuple[Case, ...] = (
     Case("bulk noise as Arrow", "/classify_bulk", b"not arrow at all", 400, "Arrow",
          headers={"content-type": "application/vnd.apache.arrow.stream"}),
     Case("POST /info", "/info", b"{}", 405, "POST"),
+    Case("bulk reasons out of range", "/classify_bulk?reasons=14", _json(_columns(1)), 422, "reasons"),
+    Case("explain bad category", "/explain", _json({**GOOD, "job": "pirate"}), 422, "job"),
+    Case("explain batch too big", "/explain_batch", _json([GOOD] * 1001), 413, "1000"),
+    Case("V2 unknown input", "/v2/models/credit_risk/infer",
+         _json({"inputs": [{"name": "incme", "shape": [1], "datatype": "FP64", "data": [1]}]}), 422, "incme"),
+    Case("V2 bad value", "/v2/models/credit_risk/infer", _json({"inputs": [
+        {"name": k, "shape": [2], "datatype": "BYTES" if isinstance(v, str) else "FP64",
+         "data": [v, 12 if k == "age" else v]} for k, v in GOOD.items()]}), 422, "age[1]"),
+    Case("V2 unknown model", "/v2/models/other/infer", _json({"inputs": []}), 404, "credit_risk"),
+    Case("V2 GET infer", "/v2/models/credit_risk/infer", b"", 405, "GET", method="GET", headers={}),
 )  # fmt: skip
