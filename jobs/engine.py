@@ -8,8 +8,17 @@ An executor's Python worker builds the engines from it once (jobs.task keeps the
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from features.distributions import METADATA_KEY, from_metadata, medians
+from features.reasons import MatrixReasonCoder, ReasonCoder
 from runners.bulk import ChunkedPredictor
-from runners.model_store import StoredModel, booster_raw, get_stored_model, onnx_file
+from runners.explainer import Explainer
+from runners.model_store import (
+    ModelLoadError,
+    StoredModel,
+    booster_raw,
+    get_stored_model,
+    onnx_file,
+)
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
 
@@ -49,6 +58,20 @@ class ModelBundle:
             **self.onnx.metadata.get("thresholds", {}),
         }
         return float(recorded["maybe"]), float(recorded["declined"])
+
+    def explaining(self) -> tuple[Explainer, MatrixReasonCoder]:
+        """The native twin's explainer and the reason coder (training medians stored with the
+        model); raises ModelLoadError for a model exported without training distributions."""
+        stored = self.onnx.metadata.get(METADATA_KEY)
+        if stored is None:
+            raise ModelLoadError(
+                f"model {self.tag} was exported without training distributions, so it cannot "
+                "give reasons; export it again (python -m export)"
+            )
+        names = self.onnx.feature_names
+        explainer = Explainer.from_bytes(self.native_raw, names, threads=1, tag=self.native.tag)
+        coder = ReasonCoder(medians(from_metadata(stored))).matrix_coder(names)
+        return explainer, coder
 
     def predictor(self) -> ChunkedPredictor:
         """ONNX Runtime and native XGBoost, one thread each (a Spark task is one core)."""

@@ -41,7 +41,7 @@ from jobs.outputs import (
     mark_complete,
     prepare,
 )
-from jobs.scoring import ADDED_NAMES, rejects_schema, scored_schema
+from jobs.scoring import ADDED_NAMES, reason_fields, rejects_schema, scored_schema
 from jobs.session import start_session
 from jobs.task import SUMMARY_DDL, ScoringTask
 from runners.model_store import ModelLoadError
@@ -70,6 +70,7 @@ class Options:
     input_format: str
     overwrite: bool
     conf: dict[str, str]
+    reasons: int = 0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -90,6 +91,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace outputs that exist and are not empty"
+    )
+    parser.add_argument(
+        "--reasons",
+        type=int,
+        default=0,
+        choices=range(0, 14),
+        metavar="N",
+        help="add reason_1 ... reason_N: each MAYBE or DECLINED row's top reason codes (0-13)",
     )
     parser.add_argument(
         "--conf",
@@ -114,6 +123,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         input_format=args.input_format,
         overwrite=args.overwrite,
         conf=conf,
+        reasons=args.reasons,
     )
 
 
@@ -136,6 +146,8 @@ def run(options: Options, spark: SparkSession | None = None) -> dict[str, Any]:
     logger.info("Java %d at %s", java.major, java.path)
     bundle = ModelBundle.read(options.model)
     logger.info("model %s (native twin %s)", bundle.tag, bundle.native.tag)
+    if options.reasons:
+        bundle.explaining()  # a model that cannot give reasons fails here, before Spark starts
     scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
     prepare((scored_dest, rejects_dest), overwrite=options.overwrite)
     fmt = input_format(options.input, options.input_format)
@@ -169,7 +181,10 @@ def _score_and_commit(
     scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
     schema, summaries, spark_start_s = _score_on_spark(options, fmt, bundle, run_id, spark)
     scored_files = commit(
-        scored_dest, run_id, _files(summaries, "scored_file"), scored_schema(schema)
+        scored_dest,
+        run_id,
+        _files(summaries, "scored_file"),
+        scored_schema(schema, options.reasons),
     )
     rejects_files = commit(
         rejects_dest, run_id, _files(summaries, "rejects_file"), rejects_schema(schema)
@@ -215,7 +230,7 @@ def _score_on_spark(
         else:
             frame = spark.read.parquet(options.input)
         schema = _arrow_schema(frame.schema)
-        _check_columns(schema, text_numbers=fmt == "csv")
+        _check_columns(schema, text_numbers=fmt == "csv", reasons=options.reasons)
         shipped = spark.sparkContext.broadcast(bundle)
         task = ScoringTask(
             tag=bundle.tag,
@@ -223,6 +238,7 @@ def _score_on_spark(
             scored=Destination.of(options.output),
             rejects=Destination.of(options.rejects),
             run_id=run_id,
+            reasons=options.reasons,
         )
         logger.info("scoring %s (%s)", options.input, fmt)
         summaries = frame.mapInArrow(task, SUMMARY_DDL).collect()
@@ -244,9 +260,10 @@ def _arrow_schema(spark_schema: Any) -> pa.Schema:
         raise JobError(f"input has a column type Arrow cannot carry: {error}") from error
 
 
-def _check_columns(schema: pa.Schema, *, text_numbers: bool) -> None:
+def _check_columns(schema: pa.Schema, *, text_numbers: bool, reasons: int) -> None:
     check_input_schema(schema, text_numbers=text_numbers)
-    clash = sorted(ADDED_NAMES & set(schema.names))
+    added = ADDED_NAMES | {field.name for field in reason_fields(reasons)}
+    clash = sorted(added & set(schema.names))
     if clash:
         raise InputSchemaError(
             f"{clash[0]}: the input already has a column of this name, which the job's output "

@@ -13,12 +13,14 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from features.encoder import CategoryCodes, FeatureEncoder
+from features.reasons import MatrixReasonCoder
 from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS
 from features.validation import find_invalid_rows
 from jobs.columns import category_codes, numeric_values, shown_cells
 from jobs.engine import ModelBundle
 from runners.base import FeatureMatrix, Probabilities
 from runners.bulk import ChunkedPredictor
+from runners.explainer import Explainer
 
 STATUSES = ("APPROVED", "MAYBE", "DECLINED")
 # Columns the job adds: to each scored row, and to each rejected row.
@@ -31,8 +33,14 @@ ERROR_FIELD = pa.field("error", pa.string())
 ADDED_NAMES = frozenset(f.name for f in (*DECISION_FIELDS, ERROR_FIELD))
 
 
-def scored_schema(carried: pa.Schema) -> pa.Schema:
-    return pa.schema([*carried, *DECISION_FIELDS])
+def reason_fields(reasons: int) -> tuple[pa.Field, ...]:
+    """reason_1 ... reason_N: each scored row's rank-k reason code (null for APPROVED rows or
+    rows with fewer reasons), as /classify_bulk?reasons=N answers them."""
+    return tuple(pa.field(f"reason_{rank}", pa.string()) for rank in range(1, reasons + 1))
+
+
+def scored_schema(carried: pa.Schema, reasons: int = 0) -> pa.Schema:
+    return pa.schema([*carried, *DECISION_FIELDS, *reason_fields(reasons)])
 
 
 def rejects_schema(carried: pa.Schema) -> pa.Schema:
@@ -54,16 +62,23 @@ class BatchScorer:
     predictor: ChunkedPredictor
     maybe: float  # p above this is at least MAYBE
     declined: float  # p above this is DECLINED
+    reasons: int = 0  # reason-code columns to add
+    explainer: Explainer | None = None  # with reasons: the native twin's TreeSHAP
+    reason_coder: MatrixReasonCoder | None = None
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle) -> "BatchScorer":
+    def from_bundle(cls, bundle: ModelBundle, reasons: int = 0) -> "BatchScorer":
         maybe, declined = bundle.thresholds
+        explainer, coder = bundle.explaining() if reasons else (None, None)
         return cls(
             tag=bundle.tag,
             encoder=FeatureEncoder(bundle.onnx.feature_names),
             predictor=bundle.predictor(),
             maybe=maybe,
             declined=declined,
+            reasons=reasons,
+            explainer=explainer,
+            reason_coder=coder,
         )
 
     def score(self, batch: pa.RecordBatch) -> ScoredBatch:
@@ -84,7 +99,7 @@ class BatchScorer:
         decisions = self.decisions(features, self.predict(features))
         scored = pa.RecordBatch.from_arrays(
             [*valid.columns, *decisions],
-            schema=scored_schema(batch.schema),
+            schema=scored_schema(batch.schema, self.reasons),
         )
         rejects = pa.RecordBatch.from_arrays(
             [*batch.take(pa.array(invalid.rows)).columns, pa.array(invalid.errors, pa.string())],
@@ -98,15 +113,30 @@ class BatchScorer:
         return self.predictor.predict(features)
 
     def decisions(self, features: FeatureMatrix, probabilities: Probabilities) -> list[pa.Array]:
-        """The added columns for the scored rows, in DECISION_FIELDS order (more columns, such
-        as reasons from `features`, would be appended here and to DECISION_FIELDS)."""
+        """The added columns for the scored rows: DECISION_FIELDS, then the reason codes."""
         levels = (probabilities > self.maybe).astype(np.int8) + (probabilities > self.declined)
         status = pa.DictionaryArray.from_arrays(pa.array(levels), pa.array(STATUSES))
         return [
             pa.array(probabilities, type=pa.float32()),
             status.cast(pa.string()),
             pa.repeat(pa.scalar(self.tag), len(probabilities)),
+            *self.reason_codes(features, levels),
         ]
+
+    def reason_codes(self, features: FeatureMatrix, levels: npt.NDArray[np.int8]) -> list[pa.Array]:
+        if not self.reasons:
+            return []
+        assert self.explainer is not None and self.reason_coder is not None
+        if len(features) == 0:
+            return [pa.array([], pa.string()) for _ in range(self.reasons)]
+        contributions = self.explainer.contributions(features).contributions
+        ranked = self.reason_coder.reason_codes(contributions, features, self.reasons)
+        approved = levels == 0
+        columns = []
+        for codes in ranked:
+            codes[approved] = None
+            columns.append(pa.array(codes, pa.string()))
+        return columns
 
 
 def _rows(

@@ -29,13 +29,13 @@ SUMMARY_DDL = (
 
 # This Python worker's scorer per model tag: PySpark reuses a worker for many tasks, and each
 # would otherwise rebuild both engines from the broadcast bytes.
-_SCORERS: dict[str, BatchScorer] = {}
+_SCORERS: dict[tuple[str, int], BatchScorer] = {}
 
 
-def cached_scorer(tag: str, bundle: BundleSource) -> BatchScorer:
-    scorer = _SCORERS.get(tag)
+def cached_scorer(tag: str, bundle: BundleSource, reasons: int = 0) -> BatchScorer:
+    scorer = _SCORERS.get((tag, reasons))
     if scorer is None:
-        scorer = _SCORERS[tag] = BatchScorer.from_bundle(bundle.value)
+        scorer = _SCORERS[tag, reasons] = BatchScorer.from_bundle(bundle.value, reasons)
     return scorer
 
 
@@ -49,12 +49,13 @@ class ScoringTask:
     scored: Destination
     rejects: Destination
     run_id: str
+    reasons: int = 0
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         context = TaskContext.get()
         partition = context.partitionId() if context else 0
         attempt = context.taskAttemptId() if context else 0
-        scorer = cached_scorer(self.tag, self.bundle)
+        scorer = cached_scorer(self.tag, self.bundle, self.reasons)
         scored = PartWriter(*self.scored.staging_file(self.run_id, partition, attempt))
         rejects = PartWriter(*self.rejects.staging_file(self.run_id, partition, attempt))
         rows_in = 0

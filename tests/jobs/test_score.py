@@ -187,3 +187,19 @@ def test_a_missing_field_is_refused_before_scoring(spark, records, tmp_path, exp
     )
     with pytest.raises(InputSchemaError, match="job: column missing from the input"):
         score(spark, tmp_path, tmp_path / "no-job.parquet", "--model", exported.onnx_tag)
+
+
+def test_reason_columns_equal_classify_bulk_with_reasons(
+    spark, lake, server, exported: ExportSummary, tmp_path: Path
+) -> None:
+    """`--reasons 3` adds reason_1..3, equal to the server's `/classify_bulk?reasons=3`."""
+    _, scored, _ = score(
+        spark, tmp_path, lake["parquet"], "--model", exported.onnx_tag, "--reasons", "3"
+    )
+    assert scored.column_names[-4:] == ["model", "reason_1", "reason_2", "reason_3"]
+    body = {name: scored.column(name).to_pylist() for name in FIELDS}
+    online = httpx.post(f"{server.url}/classify_bulk?reasons=3", json=body, timeout=120).json()
+    for rank in (1, 2, 3):
+        assert scored.column(f"reason_{rank}").to_pylist() == online[f"reason_{rank}"]
+    approved = scored.filter(pc.equal(scored.column("status"), "APPROVED"))
+    assert approved.num_rows > 0 and approved.column("reason_1").null_count == approved.num_rows
