@@ -88,9 +88,7 @@ class AdaptiveBatcher:
     def saturated(self) -> str | None:
         """Why a request arriving now would be refused (queue full, or its head already waited
         past the limit), else None. Lets the HTTP layer refuse before it spends CPU parsing the
-        body: under overload, parsing requests only to refuse them at `predict` starved the
-        admitted ones (1 worker, offloaded native engine, 300-row queue, 300 connections posting
-        100-applicant batches: ~15 answers/s, against ~950/s at 4 connections)."""
+        body, which under overload the admitted requests need (RELIABILITY.md)."""
         if self._queued_rows >= self.max_queue_rows:
             return self._full_message()
         if self._queue:
@@ -169,10 +167,8 @@ class AdaptiveBatcher:
             if batch:
                 self._start_offloaded(loop, self._executor, batch)
             return
-        # In-loop model: everything queued now goes, in calls of up to max_batch_rows. Sending
-        # one call per tick let the loop parse ever more requests while the queued ones aged
-        # past the queue-delay limit: with 300 connections posting 100-applicant batches, 2
-        # workers answered ~110 requests/s (mostly 503s); draining, ~1,000/s.
+        # In-loop model: everything queued now goes, in calls of up to max_batch_rows (one call
+        # per tick lets queued requests age past the delay limit while the loop parses more).
         while self._queue:
             batch = self._take_batch()
             if not batch:

@@ -137,7 +137,7 @@ class CreditRiskService:
             settings.batching,
         )
         # Start-up objects live forever: keep them out of every later GC pass, and collect
-        # less often (Python's default thresholds made GC pauses the whole p99 tail).
+        # less often (Python's default thresholds make GC pauses the p99 tail: RELIABILITY.md).
         gc.collect()
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
