@@ -52,7 +52,8 @@ def test_bad_requests_get_one_error_shape(worker: Worker, case: Case) -> None:
     assert answer.status_code == case.status, answer.text
     assert answer.headers["content-type"] == "application/json"
     body = answer.json()
-    assert set(body) == {"error", "details"}
+    assert set(body) == {"error", "details", "request_id"}
+    assert body["request_id"] == answer.headers["x-request-id"]
     assert case.names in body["error"], body
     if case.status == 405:
         assert answer.headers["allow"] in ("POST", "GET")

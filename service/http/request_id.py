@@ -1,0 +1,110 @@
+"""Request IDs: the outermost layer of a worker's app.
+
+Every request gets an id: the client's `X-Request-ID` when it is short and plain
+(`VALID_ID`: at most 128 of A-Z a-z 0-9 . _ : -), otherwise a new one (this worker's random
+prefix and a counter: unique across workers and restarts without a syscall per request). The
+id is
+- echoed in an `X-Request-ID` header on every answer, whichever layer answered;
+- added as `"request_id"` to every error body, in one place (here): the front door's and the
+  API-key check's JSON errors get the key spliced in; an error BentoML answers in plain text
+  (its 404 and 405) becomes the same JSON shape, `{"error", "details", "request_id"}`;
+- in every log line about the request (`service.logs.REQUEST_ID`, read by the log records).
+"""
+
+import itertools
+import re
+import secrets
+from http import HTTPStatus
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.http.asgi import Header
+from service.logs import REQUEST_ID
+
+HEADER = b"x-request-id"
+VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+
+
+class RequestIds:
+    """New ids for this worker: `<12 random hex digits>-<counter in hex>`."""
+
+    def __init__(self) -> None:
+        self.prefix = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self.prefix}-{next(self._counter):x}"
+
+
+def incoming_id(scope: Scope) -> str | None:
+    """The client's X-Request-ID if it is valid (the first one sent), else None."""
+    for name, value in scope["headers"]:
+        if name == HEADER:
+            return value.decode("ascii") if VALID_ID.fullmatch(value) else None
+    return None
+
+
+def _header(headers: list[Header], name: bytes) -> bytes:
+    for key, value in headers:
+        if key.lower() == name:
+            return bytes(value)
+    return b""
+
+
+def error_with_id(start: Message, body: bytes, request_id: str) -> tuple[Message, bytes]:
+    """An error response (start message, whole body) with `request_id` in its body."""
+    headers: list[Header] = list(start.get("headers", []))
+    content_type = _header(headers, b"content-type").split(b";")[0].strip().lower()
+    if content_type == b"application/json":
+        stripped = body.rstrip()
+        if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+            return start, body  # not an object: nothing to add a key to
+        head = stripped[:-1].rstrip()
+        comma = b"" if head == b"{" else b","
+        body = b'%s%s"request_id":"%s"}' % (head, comma, request_id.encode())
+    elif content_type in (b"text/plain", b""):
+        text = body.decode("utf-8", "replace").strip() or HTTPStatus(start["status"]).phrase
+        body = orjson.dumps({"error": text, "details": [], "request_id": request_id})
+        content_type = b"application/json"
+    else:
+        return start, body
+    kept = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"content-type")]
+    kept += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    return {**start, "headers": kept}, body
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.ids = RequestIds()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_id(scope) or self.ids.new()
+        id_header = (HEADER, request_id.encode())
+        held: Message | None = None  # an error's start, until its body is known
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), id_header]}
+                if message["status"] >= 400:
+                    held = message
+                    return
+            elif held is not None and message["type"] == "http.response.body":
+                start, held = held, None
+                body = message.get("body", b"")
+                if body and not message.get("more_body", False):
+                    start, body = error_with_id(start, body, request_id)
+                    message = {**message, "body": body}
+                await send(start)
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
