@@ -11,6 +11,7 @@ SERVICE := service.app:CreditRiskService
 SSL_CERT ?=
 SSL_KEY ?=
 SSL_ARGS := $(if $(SSL_CERT)$(SSL_KEY),--ssl-certfile "$(SSL_CERT)" --ssl-keyfile "$(SSL_KEY)")
+SERVE_ARGS ?=  # more `bentoml serve` options, e.g. --verbose
 
 .PHONY: install model serve ssl-options test lint bench bench-http clean
 
@@ -26,7 +27,7 @@ model: install
 	$(PY) -m export --if-missing
 
 serve: ssl-options model
-	$(VENV)/bin/bentoml serve $(SERVICE) --host $(HOST) --port $(PORT) $(SSL_ARGS)
+	$(VENV)/bin/bentoml serve $(SERVICE) --host $(HOST) --port $(PORT) $(SSL_ARGS) $(SERVE_ARGS)
 
 ssl-options:
 	@if [ -n "$(SSL_CERT)$(SSL_KEY)" ] && { [ -z "$(SSL_CERT)" ] || [ -z "$(SSL_KEY)" ]; }; then \

@@ -45,7 +45,10 @@ def test_a_key_file_maps_digests_to_client_names() -> None:
         ("-partner secret-key-0123456789abc\n", "line 1: a client name"),
         ("partner short-secret\n", "line 1: a key is at least 16"),
         ("partner sha256:abc123\n", "line 1: sha256: must be followed by 64 hex digits"),
-        ("a secret-key-0123456789abc\nb secret-key-0123456789abc\n", "line 2: the same key as line 1"),
+        (
+            "a secret-key-0123456789abc\nb secret-key-0123456789abc\n",
+            "line 2: the same key as line 1",
+        ),
         ("# nobody\n\n", "no keys"),
     ],
 )
@@ -85,7 +88,9 @@ def test_a_broken_edit_keeps_the_keys_in_force_and_warns_once(
         for _ in range(3):  # three checks of the same broken file
             clock.now += 1.5
             assert keys.client(PARTNER_KEY.encode()) == "partner"
-    warnings = [r.getMessage() for r in caplog.records if "keeping the 2 API keys" in r.getMessage()]
+    warnings = [
+        r.getMessage() for r in caplog.records if "keeping the 2 API keys" in r.getMessage()
+    ]
     assert len(warnings) == 1, caplog.text
     assert f"{key_file} line 5: expected `NAME KEY`" in warnings[0]
 

@@ -30,7 +30,9 @@ def _calls(stack: WorkerApp, *requests: tuple[str, str, dict[str, str]]) -> list
     async def go() -> list[httpx.Response]:
         async with client_for_app(stack.app) as client:
             return [
-                await client.request(method, path, headers=headers, json=GOOD if method == "POST" else None)
+                await client.request(
+                    method, path, headers=headers, json=GOOD if method == "POST" else None
+                )
                 for method, path, headers in requests
             ]
 
@@ -75,9 +77,18 @@ def test_a_listed_key_is_accepted_as_bearer_token_or_x_api_key(
 
 def test_probes_are_open_and_ops_routes_follow_the_setting(worker: Worker, key_file: Path) -> None:
     requests = [("GET", path, {}) for path in ("/livez", "/readyz", "/healthz", "/v2/health/ready")]
-    ops = [("GET", path, {}) for path in ("/metrics", "/info", "/", "/docs.json", "/static_content/index.css")]
+    ops = [
+        ("GET", path, {})
+        for path in ("/metrics", "/info", "/", "/docs.json", "/static_content/index.css")
+    ]
     others = [("GET", "/v2/models/credit_risk", {}), ("POST", "/explain", {}), ("GET", "/nope", {})]
-    preflight = [("OPTIONS", "/classify", {"origin": "https://form.example", "access-control-request-method": "POST"})]
+    preflight = [
+        (
+            "OPTIONS",
+            "/classify",
+            {"origin": "https://form.example", "access-control-request-method": "POST"},
+        )
+    ]
     keyed = _calls(_stack(worker, key_file), *requests, *ops, *others, *preflight)
     probes, ops_keyed = keyed[:4], keyed[4:9]
     assert all(a.status_code != 401 for a in probes), [a.status_code for a in probes]

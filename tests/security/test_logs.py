@@ -27,7 +27,7 @@ def _failure() -> BaseException:
         try:
             _score({"income": MARKER + "x"})
         except RuntimeError:
-            {}["income=" + MARKER]  # noqa: B018  # a second failure while handling the first
+            {}["income=" + MARKER]  # a second failure while handling the first
     except KeyError as error:
         return error
     raise AssertionError("no failure")
@@ -39,7 +39,10 @@ def test_a_scrubbed_traceback_keeps_frames_and_types_only() -> None:
     for frame in ("_parse_income", "_score", "_failure"):
         assert frame in text, text
     assert text.count(WITHHELD) == 3
-    order = [text.index(f"builtins.{kind}: {WITHHELD}") for kind in ("ValueError", "RuntimeError", "KeyError")]
+    order = [
+        text.index(f"builtins.{kind}: {WITHHELD}")
+        for kind in ("ValueError", "RuntimeError", "KeyError")
+    ]
     assert order == sorted(order), text  # causes first, as Python prints them
 
 

@@ -37,7 +37,7 @@ def test_a_valid_incoming_id_is_echoed(given: str) -> None:
     assert answer.headers["x-request-id"] == given
 
 
-@pytest.mark.parametrize("given", ["x" * 129, "has space", "semi;colon", "quote\"d", "", "ü-latin1"])
+@pytest.mark.parametrize("given", ["x" * 129, "has space", "semi;colon", 'quote"d', "", "ü-latin1"])
 def test_an_invalid_incoming_id_is_replaced(given: str) -> None:
     app = _answering(PlainTextResponse("ok"))
     answer = _get(app, {"x-request-id": given.encode("latin-1")})
@@ -57,7 +57,9 @@ def test_every_front_door_error_body_carries_the_id(worker: Worker) -> None:
         async with client_for(door_for_worker(worker)) as client:
             return [
                 await client.post("/classify", json={**GOOD, "age": 12}),  # 422
-                await client.post("/classify", content=b"{", headers={"x-request-id": "mine-1"}),  # 400
+                await client.post(
+                    "/classify", content=b"{", headers={"x-request-id": "mine-1"}
+                ),  # 400
                 await client.get("/classify"),  # 405
                 await client.post("/classify", json=GOOD),  # 200: the header only
             ]
@@ -85,7 +87,11 @@ def test_plain_text_errors_become_the_json_error_shape() -> None:
 def test_other_json_error_bodies_get_the_id_spliced_in() -> None:
     answer = _get(_answering(JSONResponse({"error": "timed out"}, status_code=504)))
     assert answer.json() == {"error": "timed out", "request_id": answer.headers["x-request-id"]}
-    start = {"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"application/json")]}
+    start = {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [(b"content-type", b"application/json")],
+    }
     assert orjson.loads(error_with_id(start, b"{}", "r1")[1]) == {"request_id": "r1"}
     assert error_with_id(start, b"[1, 2]", "r1")[1] == b"[1, 2]"  # not an object: left alone
     image = {**start, "headers": [(b"content-type", b"image/png")]}
