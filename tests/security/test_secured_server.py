@@ -7,6 +7,7 @@ server's whole output for the applicant values it was sent."""
 import os
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +138,16 @@ def https(secured: ServedProcess, ca_file: Path) -> Iterator[httpx.Client]:
         yield client
 
 
+def _polls(timeout_s: float = 60, interval_s: float = 0.05) -> Iterator[int]:
+    """Until a deadline, a pause between tries (the caller breaks out when its state is seen)."""
+    deadline = time.monotonic() + timeout_s
+    tries = 0
+    while time.monotonic() < deadline:
+        yield tries
+        tries += 1
+        time.sleep(interval_s)
+
+
 def test_https_is_verified_and_plain_http_gets_no_answer(
     secured: ServedProcess, https: httpx.Client
 ) -> None:
@@ -171,7 +182,7 @@ def test_keyed_routes_open_probes_and_counted_clients(https: httpx.Client) -> No
 
     series = 'client="webform",endpoint="/classify",http_response_code="200"'
     text = ""
-    for _ in range(60):  # counts are written once a second
+    for _ in _polls():  # counts are written once a second
         text = https.get("/metrics", headers=WEBFORM).text
         if series in text.replace(" ", ""):
             break
@@ -198,14 +209,14 @@ def test_keys_are_rotated_by_editing_the_file(
 
     try:
         rewrite(KEY_FILE.replace(PARTNER_KEY, rotated))
-        for _ in range(300):  # the worker checks the file every 0.5 s, when requests come
+        for _ in _polls():  # the worker checks the file every 0.5 s, when requests come
             if status(rotated) == 200:
                 break
         assert status(rotated) == 200
         assert status(PARTNER_KEY) == 401
 
         rewrite(KEY_FILE.replace(PARTNER_KEY, rotated) + "intruder\n")  # a broken edit
-        for _ in range(300):
+        for _ in _polls():
             assert status(rotated) == 200  # the keys in force stay
             if "keeping the 2 API keys loaded before" in secured.log():
                 break
