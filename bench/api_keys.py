@@ -63,6 +63,7 @@ class Case:
 CASES = (
     Case("base 422 (bad body)", "base", True, {}, 422),
     Case("keyed 401 (bad key)", "keyed", False, {"authorization": f"Bearer {BAD_KEY}"}, 401),
+    Case("open 422 (request ids, no keys)", "open", True, {}, 422),
     Case("keyed 422 (bad body, good key)", "keyed", True, {"authorization": f"Bearer {GOOD_KEY}"}, 422),
     Case("base 200", "base", False, {}, 200),
     Case("open 200 (request ids, no keys)", "open", False, {}, 200),

@@ -45,33 +45,29 @@ def incoming_id(scope: Scope) -> str | None:
     return None
 
 
-def _header(headers: list[Header], name: bytes) -> bytes:
-    for key, value in headers:
-        if key.lower() == name:
-            return bytes(value)
-    return b""
-
-
-def error_with_id(start: Message, body: bytes, request_id: str) -> tuple[Message, bytes]:
-    """An error response (start message, whole body) with `request_id` in its body."""
-    headers: list[Header] = list(start.get("headers", []))
-    content_type = _header(headers, b"content-type").split(b";")[0].strip().lower()
+def error_with_id(start: Message, body: bytes, request_id: str) -> bytes:
+    """The body of an error response with `request_id` in it; `start` (this layer's own copy of
+    the start message) gets the matching content-type and content-length. Header names are
+    lower case, as ASGI has them."""
+    headers: list[Header] = start["headers"]
+    content_type = b""
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value.split(b";", 1)[0].strip().lower()
+            break
     if content_type == b"application/json":
-        stripped = body.rstrip()
-        if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
-            return start, body  # not an object: nothing to add a key to
-        head = stripped[:-1].rstrip()
-        comma = b"" if head == b"{" else b","
-        body = b'%s%s"request_id":"%s"}' % (head, comma, request_id.encode())
+        if not (body.startswith(b"{") and body.endswith(b"}")):
+            return body  # not an object (or not compact): left as it is
+        head = body[:-1] + b"," if body != b"{}" else b"{"
+        body = b'%s"request_id":"%s"}' % (head, request_id.encode())
     elif content_type in (b"text/plain", b""):
         text = body.decode("utf-8", "replace").strip() or HTTPStatus(start["status"]).phrase
         body = orjson.dumps({"error": text, "details": [], "request_id": request_id})
-        content_type = b"application/json"
     else:
-        return start, body
-    kept = [(k, v) for k, v in headers if k.lower() not in (b"content-length", b"content-type")]
-    kept += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    return {**start, "headers": kept}, body
+        return body
+    headers[:] = [(k, v) for k, v in headers if k != b"content-length" and k != b"content-type"]
+    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    return body
 
 
 class RequestIdMiddleware:
@@ -90,7 +86,8 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), id_header]}
+                # A copy: the app's message and headers may be shared (precomputed answers).
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
                 if message["status"] >= 400:
                     held = message
                     return
@@ -98,8 +95,7 @@ class RequestIdMiddleware:
                 start, held = held, None
                 body = message.get("body", b"")
                 if body and not message.get("more_body", False):
-                    start, body = error_with_id(start, body, request_id)
-                    message = {**message, "body": body}
+                    message = {**message, "body": error_with_id(start, body, request_id)}
                 await send(start)
             await send(message)
 

@@ -92,10 +92,12 @@ def test_other_json_error_bodies_get_the_id_spliced_in() -> None:
         "status": 500,
         "headers": [(b"content-type", b"application/json")],
     }
-    assert orjson.loads(error_with_id(start, b"{}", "r1")[1]) == {"request_id": "r1"}
-    assert error_with_id(start, b"[1, 2]", "r1")[1] == b"[1, 2]"  # not an object: left alone
+    assert orjson.loads(error_with_id(start, b"{}", "r1")) == {"request_id": "r1"}
+    assert start["headers"][-1] == (b"content-length", b"19")
+    assert error_with_id(start, b"[1, 2]", "r1") == b"[1, 2]"  # not an object: left alone
     image = {**start, "headers": [(b"content-type", b"image/png")]}
-    assert error_with_id(image, b"\x89PNG", "r1") == (image, b"\x89PNG")
+    assert error_with_id(image, b"\x89PNG", "r1") == b"\x89PNG"
+    assert image["headers"] == [(b"content-type", b"image/png")]
 
 
 def test_log_lines_about_a_request_name_it(scrubbed_logs: io.StringIO) -> None:
