@@ -1,6 +1,7 @@
 """The front door in process (no server): routes, the one error contract, admission, draining."""
 
 import asyncio
+import gc
 from collections.abc import Iterator
 
 import httpx
@@ -13,7 +14,7 @@ from service.http.front_door import FrontDoor
 from service.settings import ServiceSettings
 from service.wiring import Worker, build_worker
 from tests.contract_cases import CASES, GOOD, JSON, Case
-from tests.inprocess import client_for, door_for_worker
+from tests.inprocess import app_for_worker, client_for, door_for_worker
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +131,31 @@ def test_arrow_answers_when_asked(worker: Worker, records, expected_probability)
     np.testing.assert_allclose(
         table.column("probability").to_numpy(), expected_probability[:300], atol=1e-6
     )
+
+
+def test_error_answers_leave_no_cyclic_garbage(worker: Worker) -> None:
+    """An error's traceback holds the frames it went through: kept past the answer, each refused
+    request would leave a reference cycle for the GC to find (pauses under floods of 4xx)."""
+    app = app_for_worker(worker).app
+
+    async def receive_body(body: bytes) -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def ignore(message: object) -> None:
+        return None
+
+    async def serve_cases() -> int:
+        gc.collect()
+        gc.disable()
+        try:
+            for case in CASES * 3:
+                scope = {
+                    "type": "http", "method": case.method, "path": case.path, "query_string": b"",
+                    "headers": [(k.encode(), v.encode()) for k, v in case.headers.items()],
+                }  # fmt: skip
+                await app(scope, lambda case=case: receive_body(case.body), ignore)
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert asyncio.run(serve_cases()) == 0
