@@ -7,8 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 0.0.0.0
 PORT ?= 3000
 SERVICE := service.app:CreditRiskService
+# HTTPS: `make serve SSL_CERT=server.crt SSL_KEY=server.key` (PEM files; BentoML's SSL options).
+SSL_CERT ?=
+SSL_KEY ?=
+SSL_ARGS := $(if $(SSL_CERT)$(SSL_KEY),--ssl-certfile "$(SSL_CERT)" --ssl-keyfile "$(SSL_KEY)")
+SERVE_ARGS ?=  # more `bentoml serve` options, e.g. --verbose
 
-.PHONY: install model serve test lint bench bench-http clean
+.PHONY: install model serve ssl-options test lint bench bench-http clean
 
 install: $(STAMP)
 
@@ -21,8 +26,12 @@ $(STAMP): pyproject.toml
 model: install
 	$(PY) -m export --if-missing
 
-serve: model
-	$(VENV)/bin/bentoml serve $(SERVICE) --host $(HOST) --port $(PORT)
+serve: ssl-options model
+	$(VENV)/bin/bentoml serve $(SERVICE) --host $(HOST) --port $(PORT) $(SSL_ARGS) $(SERVE_ARGS)
+
+ssl-options:
+	@if [ -n "$(SSL_CERT)$(SSL_KEY)" ] && { [ -z "$(SSL_CERT)" ] || [ -z "$(SSL_KEY)" ]; }; then \
+		echo "make serve: HTTPS needs both SSL_CERT and SSL_KEY" >&2; exit 2; fi
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -119,10 +119,14 @@ _WRK_SCRIPT = """
 local bodies = {}
 for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
 local path = os.getenv("BENCH_PATH")
+local headers = {["Content-Type"] = "application/json"}
+for name, value in (os.getenv("BENCH_HEADERS") or ""):gmatch("([^:\\n]+): ([^\\n]*)") do
+  headers[name] = value
+end
 local i = 0
 request = function()
   i = (i % #bodies) + 1
-  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[i])
+  return wrk.format("POST", path, headers, bodies[i])
 end
 """
 
@@ -166,9 +170,11 @@ def run_wrk_bodies(
     threads: int = 1,
     timeout_s: float | None = None,
     name: str = "wrk",
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
     """wrk posting `bodies` (one JSON document each, in turn) to `path` on `connections`
-    kept-alive connections: rate, percentiles (all answers), non-2xx and socket errors."""
+    kept-alive connections, with `headers` besides the JSON content type: rate, percentiles
+    (all answers), non-2xx and socket errors."""
     bodies_file, script = workdir / f"{name}-bodies.jsonl", workdir / "post.lua"
     bodies_file.write_bytes(b"\n".join(bodies))
     script.write_text(_WRK_SCRIPT)
@@ -178,6 +184,7 @@ def run_wrk_bodies(
     ]  # fmt: skip
     log = workdir / f"{name}-{connections}.log"
     env = {"BENCH_BODIES": str(bodies_file), "BENCH_PATH": path}
+    env["BENCH_HEADERS"] = "".join(f"{k}: {v}\n" for k, v in (headers or {}).items())
     _run_bounded("wrk", argv, timeout_s=seconds + GRACE_S, log=log, env=env)
     output = log.read_text(errors="replace")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)

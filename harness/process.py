@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,24 +31,29 @@ class ServedProcess:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
 def wait_ready(
-    url: str, process: subprocess.Popen[bytes], timeout_s: float, path: str = "/readyz"
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout_s: float,
+    path: str = "/readyz",
+    context: ssl.SSLContext | None = None,
 ) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
         try:
-            with urlopen(f"{url}{path}", timeout=2) as response:
+            with urlopen(f"{url}{path}", timeout=2, context=context) as response:
                 if response.status == 200:
                     return True
         except (URLError, OSError):
@@ -98,8 +104,13 @@ def served(
     ready_path: str = "/readyz",
     command: list[str] | None = None,
     cwd: Path = PROJECT_ROOT,
+    tls_ca_file: Path | None = None,
 ) -> Iterator[ServedProcess]:
     """A ready server; raises RuntimeError with the server's log if it never gets ready.
+
+    `tls_ca_file`: the server speaks HTTPS (`extra_args` give it `--ssl-certfile` and
+    `--ssl-keyfile`) with a certificate this CA signed; its URL is https:// and readiness is
+    checked over verified TLS.
 
     Unless `env` sets it, the server stops without a SIGTERM drain delay (tests start and stop
     dozens of servers; those that test draining set CREDIT_RISK_DRAIN_DELAY_S)."""
@@ -123,9 +134,11 @@ def served(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        server = ServedProcess(process, port, log_path)
+        scheme = "http" if tls_ca_file is None else "https"
+        server = ServedProcess(process, port, log_path, scheme)
+        context = None if tls_ca_file is None else ssl.create_default_context(cafile=tls_ca_file)
         try:
-            if not wait_ready(server.url, process, ready_timeout_s, ready_path):
+            if not wait_ready(server.url, process, ready_timeout_s, ready_path, context):
                 code = process.poll()
                 raise RuntimeError(
                     f"server on port {port} never became ready"

@@ -24,8 +24,9 @@ from bentoml._internal.context import server_context
 from runners.batcher import OverloadedError
 from runners.device import DeviceUnavailableError
 from runners.model_store import ModelLoadError
-from service import bentoml_fixes
+from service import bentoml_fixes, logs
 from service.errors import RequestError
+from service.http.api_keys import KeyFileError
 from service.schemas import (
     Applicant,
     ApplicantBatch,
@@ -35,10 +36,17 @@ from service.schemas import (
     Explanation,
 )
 from service.settings import get_settings
-from service.wiring import build_front_door, build_worker, load_engines, open_front_door
+from service.wiring import (
+    build_front_door,
+    build_worker,
+    build_worker_app,
+    load_api_keys,
+    load_engines,
+)
 
 logger = logging.getLogger("credit_risk")
 settings = get_settings()
+logs.install()  # every log line of this process: its request's id, no exception messages
 
 
 def _refuse_to_start(reason: object) -> None:
@@ -54,6 +62,10 @@ def _preflight() -> None:
     try:
         bentoml_fixes.check_version()
     except bentoml_fixes.UntestedBentoMLError as error:
+        _refuse_to_start(error)
+    try:
+        load_api_keys(settings)
+    except KeyFileError as error:
         _refuse_to_start(error)
     cores = os.cpu_count() or 1
     if settings.workers * settings.model_threads > cores:
@@ -73,6 +85,7 @@ if server_context.worker_index is None:  # the `bentoml serve` parent, not a wor
     _preflight()
 bentoml_fixes.apply()
 front_door = build_front_door(settings)  # one per process; opened when the worker's models load
+worker_app = build_worker_app(front_door, settings)  # request ids and API keys around the door
 
 
 class BadRequest(bentoml.exceptions.BentoMLException):
@@ -125,10 +138,9 @@ class CreditRiskService:
             settings, self._remote_predict if settings.batching == "bentoml" else None
         )
         self.scorer = self.worker.scorer
-        open_front_door(
-            front_door, self.worker, bentoml_openapi=_bentoml_openapi()
-        )
+        worker_app.open(self.worker, bentoml_openapi=_bentoml_openapi())
         front_door.drain.install(asyncio.get_running_loop())  # this runs in the main thread
+        logs.install_loop_handler(asyncio.get_running_loop())
         logger.warning(
             "serving %s: engine=%s device=%s batching=%s",
             self.scorer.model_tag,
@@ -238,4 +250,4 @@ def _applicants(batch: ApplicantBatch | list[Applicant]) -> list[Applicant]:
     return batch.root if isinstance(batch, ApplicantBatch) else list(batch)
 
 
-bentoml_fixes.serve_behind(CreditRiskService, front_door.wrap)
+bentoml_fixes.serve_behind(CreditRiskService, worker_app.wrap)

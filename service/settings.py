@@ -6,6 +6,7 @@ behaviour (model tag, engine, batching design, device, limits) without touching 
 
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -133,6 +134,23 @@ class ServiceSettings(BaseSettings):
         "defaults (700, 10, 10) collect so often under load that the pauses dominate p99.",
     )
     access_log: bool = Field(False, description="Per-request access log lines (costs ~10%).")
+    # Who may call (issue 14); off when no key file is set (a developer's machine).
+    api_keys_file: Path | None = Field(
+        None,
+        description="API keys, one client a line: `NAME KEY` or `NAME sha256:HEX` (the hex "
+        "SHA-256 of the key), `#` comments. When set, every route but the health probes needs "
+        "`Authorization: Bearer <key>` or `X-API-Key: <key>` (401 otherwise); the client's "
+        "NAME labels credit_risk_requests_total. Edits are picked up without a restart.",
+    )
+    api_keys_reload_s: float = Field(
+        5.0, gt=0, description="How often at most the key file is checked for changes."
+    )
+    ops_routes: Literal["keyed", "open"] = Field(
+        "keyed",
+        description="With API keys on: whether /metrics, /info and the Swagger UI (/, "
+        "/docs.json and its assets) need a key too (keyed) or answer anyone (open). /livez "
+        "and /readyz are always open.",
+    )
 
     @property
     def bulk_engine_threads(self) -> int:

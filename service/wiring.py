@@ -1,4 +1,5 @@
-"""Builds one worker from the settings: engines, batching design, metrics, front door."""
+"""Builds one worker from the settings: engines, batching design, metrics, front door, and the
+layers in front of the door (request ids, API keys)."""
 
 import logging
 import time
@@ -8,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from starlette.types import ASGIApp
 
 from features.distributions import METADATA_KEY, FieldDistribution, from_metadata, medians
 from features.drift import DriftMonitor
@@ -21,9 +23,12 @@ from runners.factory import load_runner
 from service import __version__, openapi
 from service.decisions import Thresholds
 from service.http.admission import Admission, LagAdmission
+from service.http.api_keys import ApiKeys
+from service.http.auth import ApiKeyMiddleware
 from service.http.docs import docs_routes
 from service.http.drain import Drain
 from service.http.front_door import DoorLimits, FrontDoor
+from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
 from service.http.routes import RouteTable, scoring_routes
 from service.metrics import MetricsBuffer, ServingMetrics
@@ -295,3 +300,49 @@ def open_front_door(
         docs = docs_routes(openapi.document(bentoml_openapi, facts))
         routes = RouteTable({**routes.routes, **docs}, routes.fallbacks)
     door.open(routes, metrics)
+
+
+def load_api_keys(settings: ServiceSettings) -> ApiKeys | None:
+    """The configured API keys (None: keys are off); raises KeyFileError for an unusable file."""
+    if settings.api_keys_file is None:
+        return None
+    return ApiKeys(settings.api_keys_file, settings.api_keys_reload_s)
+
+
+@dataclass
+class WorkerApp:
+    """What a worker serves: RequestIdMiddleware(ApiKeyMiddleware(FrontDoor(BentoML's app))),
+    the API-key layer only when keys are configured."""
+
+    door: FrontDoor
+    api_keys: ApiKeyMiddleware | None
+    app: ASGIApp  # the outermost layer
+
+    def wrap(self, bentoml_app: ASGIApp) -> ASGIApp:
+        """For `bentoml_fixes.serve_behind`: the whole stack in front of BentoML's app."""
+        self.door.wrap(bentoml_app)
+        return self.app
+
+    def open(
+        self,
+        worker: Worker,
+        *,
+        bentoml_metrics: bool = True,
+        bentoml_openapi: dict[str, Any] | None = None,
+    ) -> None:
+        """The worker's models are loaded: serve its routes, count requests by client."""
+        open_front_door(
+            self.door, worker, bentoml_metrics=bentoml_metrics, bentoml_openapi=bentoml_openapi
+        )
+        if self.api_keys is not None and bentoml_metrics:
+            self.api_keys.count_clients(worker.metrics, frozenset(self.door.routes.routes))
+
+
+def build_worker_app(door: FrontDoor, settings: ServiceSettings) -> WorkerApp:
+    keys = load_api_keys(settings)
+    inner: ASGIApp = door
+    api_keys = None
+    if keys is not None:
+        api_keys = ApiKeyMiddleware(door, keys, ops_open=settings.ops_routes == "open")
+        inner = api_keys
+    return WorkerApp(door, api_keys, RequestIdMiddleware(inner))

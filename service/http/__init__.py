@@ -1,5 +1,7 @@
-"""The HTTP front door: the outermost ASGI app of every API worker.
+"""The HTTP front door and the layers in front of it, in each API worker:
+request_id.RequestIdMiddleware -> auth.ApiKeyMiddleware (with an API-key file) -> FrontDoor.
 
-It answers the scoring routes itself (one contract: the same validation, answers, error shape
-and headers for every route) and hands everything else (docs, health, metrics) to BentoML's app.
+The front door answers the scoring routes itself (one contract: the same validation, answers,
+error shape and headers for every route) and hands everything else (docs, health, metrics) to
+BentoML's app.
 """

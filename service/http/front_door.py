@@ -96,6 +96,7 @@ class FrontDoor:
             error = as_request_error(raised, path)
             status, body = error.status, error.body()
             headers = error_headers(error, self.limits.retry_after_s, route.allow)
+            del error  # its traceback holds this frame: kept, every error would be a GC cycle
         if self.drain.draining:
             headers.append((b"connection", b"close"))
         await respond(send, status, body, headers)

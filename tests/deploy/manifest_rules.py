@@ -17,9 +17,9 @@ from service.settings import ServiceSettings
 MANIFESTS = PROJECT_ROOT / "deploy" / "kubernetes"
 BENTOML_PORT = 3000  # `bentoml serve` in the image listens here
 ENV_PREFIX = "CREDIT_RISK_"
-# Settings the manifests already set whose server side is on its way (issue 14: API keys).
-# Remove each name here once service/settings.py declares it.
-PENDING_SETTINGS: dict[str, float | None] = {"CREDIT_RISK_API_KEYS_FILE": None}
+# Settings the manifests already set whose server side is on its way. Remove each name here
+# once service/settings.py declares it.
+PENDING_SETTINGS: dict[str, float | None] = {}
 # Memory per pod: measured RSS of `bentoml serve` is ~0.33 GiB for the arbiter plus ~0.33 GiB per
 # worker idle, 1.2 GiB in all for 2 workers at peak under 200,000-row bulk requests.
 MEMORY_BASE_MIB = 512

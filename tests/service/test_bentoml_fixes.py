@@ -161,12 +161,14 @@ def test_the_worker_serves_what_to_asgi_returns() -> None:
 
 
 def test_the_service_app_is_behind_the_front_door(exported: ExportSummary) -> None:
-    """In a fresh interpreter, as a worker would build it (the store has a model)."""
+    """In a fresh interpreter, as a worker would build it (the store has a model): the request-id
+    layer, then the front door, then BentoML's app (the API-key layer only with a key file)."""
     check = (
-        "import service.app as a; app = a.CreditRiskService.to_asgi(); "
-        "print(type(app).__name__, type(app.app).__name__)"
+        "import service.app as a; app = a.CreditRiskService.to_asgi(); layers = [app]\n"
+        "while hasattr(layers[-1], 'app'): layers.append(layers[-1].app)\n"
+        "print(*[type(layer).__name__ for layer in layers])"
     )
     result = subprocess.run(
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=True
     )
-    assert result.stdout.split()[-2:] == ["FrontDoor", "Starlette"]
+    assert result.stdout.split()[-3:] == ["RequestIdMiddleware", "FrontDoor", "Starlette"]

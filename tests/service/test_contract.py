@@ -1,5 +1,6 @@
 """One contract: a real server answers every bad request exactly as the front door does in
-process, byte for byte (status, body, content type, Allow, Retry-After), on every route."""
+process, byte for byte (status, body, content type, Allow, Retry-After, the echoed request id),
+on every route."""
 
 import asyncio
 from collections.abc import Iterator
@@ -15,7 +16,12 @@ from tests.contract_cases import CASES
 from tests.inprocess import client_for, door_for_worker
 
 pytestmark = pytest.mark.slow
-COMPARED_HEADERS = ("content-type", "allow", "retry-after")
+COMPARED_HEADERS = ("content-type", "allow", "retry-after", "x-request-id")
+
+
+def _headers(index: int, case_headers: dict[str, str]) -> dict[str, str]:
+    """The case's headers and a request id of its own (echoed in the answer and its body)."""
+    return {**case_headers, "x-request-id": f"contract-{index}"}
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +45,18 @@ def test_server_answers_bad_requests_like_the_front_door(
     async def in_process() -> list[httpx.Response]:
         async with client_for(door_for_worker(worker)) as client:
             return [
-                await client.request(c.method, c.path, content=c.body, headers=c.headers)
-                for c in CASES
+                await client.request(
+                    c.method, c.path, content=c.body, headers=_headers(i, c.headers)
+                )
+                for i, c in enumerate(CASES)
             ]
 
     expected = asyncio.run(in_process())
     with httpx.Client(base_url=server.url, timeout=30) as client:
-        got = [client.request(c.method, c.path, content=c.body, headers=c.headers) for c in CASES]
+        got = [
+            client.request(c.method, c.path, content=c.body, headers=_headers(i, c.headers))
+            for i, c in enumerate(CASES)
+        ]
     for case, want, have in zip(CASES, expected, got, strict=True):
         assert want.status_code == case.status, (case.name, want.text)
         assert _summary(have) == _summary(want), case.name

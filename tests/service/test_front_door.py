@@ -1,6 +1,7 @@
 """The front door in process (no server): routes, the one error contract, admission, draining."""
 
 import asyncio
+import gc
 from collections.abc import Iterator
 
 import httpx
@@ -13,7 +14,7 @@ from service.http.front_door import FrontDoor
 from service.settings import ServiceSettings
 from service.wiring import Worker, build_worker
 from tests.contract_cases import CASES, GOOD, JSON, Case
-from tests.inprocess import client_for, door_for_worker
+from tests.inprocess import app_for_worker, client_for, door_for_worker
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,8 @@ def test_bad_requests_get_one_error_shape(worker: Worker, case: Case) -> None:
     assert answer.status_code == case.status, answer.text
     assert answer.headers["content-type"] == "application/json"
     body = answer.json()
-    assert set(body) == {"error", "details"}
+    assert set(body) == {"error", "details", "request_id"}
+    assert body["request_id"] == answer.headers["x-request-id"]
     assert case.names in body["error"], body
     if case.status == 405:
         assert answer.headers["allow"] in ("POST", "GET")
@@ -156,3 +158,33 @@ def test_a_model_without_training_distributions_scores_but_cannot_explain(
     assert _call(door, "POST", "/classify_bulk", json=columns).status_code == 200
     assert _call(door, "POST", "/classify_bulk?reasons=2", json=columns).status_code == 501
     worker.scorer.close()
+
+
+def test_error_answers_leave_no_cyclic_garbage(worker: Worker) -> None:
+    """An error's traceback holds the frames it went through: kept past the answer, each refused
+    request would leave a reference cycle for the GC to find (pauses under floods of 4xx)."""
+    app = app_for_worker(worker).app
+
+    async def receive_body(body: bytes) -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def ignore(message: object) -> None:
+        return None
+
+    async def serve_cases() -> int:
+        gc.collect()
+        gc.disable()
+        try:
+            for case in CASES * 3:
+                path, _, query = case.path.partition("?")
+                scope = {
+                    "type": "http", "method": case.method, "path": path,
+                    "query_string": query.encode(),
+                    "headers": [(k.encode(), v.encode()) for k, v in case.headers.items()],
+                }  # fmt: skip
+                await app(scope, lambda case=case: receive_body(case.body), ignore)
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert asyncio.run(serve_cases()) == 0

@@ -1,0 +1,111 @@
+"""Every log line of a worker names its request and carries no applicant data.
+
+`install()` puts one record factory in front of Python's logging, so it applies to every logger
+(ours, BentoML's, uvicorn's, asyncio's) and every handler, whichever configures them:
+
+- a record made while a request is being served ends with ` [request_id=...]` (the id the
+  request-id middleware set in `REQUEST_ID` for that request's task);
+- exceptions are logged without their messages: a traceback keeps its frames and exception
+  types, but an exception's text can quote input (ONNX Runtime's "idx=123456 must be within
+  ...", a parser's offending cell), so it is replaced by `WITHHELD`, for the exception, its
+  causes and contexts, and for exceptions passed as a message or an argument.
+
+Values reach clients only in 4xx bodies (the offending value of the one bad field); never a log.
+"""
+
+import asyncio
+import logging
+import sys
+import threading
+import traceback
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("credit_risk_request_id", default=None)
+WITHHELD = "<message withheld: it may quote request data>"
+
+logger = logging.getLogger("credit_risk")
+
+
+def withheld(error: BaseException) -> str:
+    """An exception as a log may show it: its type, never its message."""
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}: {WITHHELD}"
+
+
+def scrubbed_traceback(error: BaseException) -> str:
+    """Python's traceback of `error` (causes and contexts first), every message withheld."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        if current.__cause__ is not None or current.__suppress_context__:
+            current = current.__cause__
+        else:
+            current = current.__context__
+    parts: list[str] = []
+    for index, link in enumerate(reversed(chain)):
+        if index:
+            parts.append("\nwhich led to:\n\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_list(traceback.extract_tb(link.__traceback__)))
+        parts.append(withheld(link))
+    return "".join(parts)
+
+
+def _scrub(record: logging.LogRecord) -> None:
+    if record.exc_info:
+        error = record.exc_info[1]
+        record.exc_text = scrubbed_traceback(error) if error is not None else None
+        record.exc_info = None
+    if isinstance(record.msg, BaseException):
+        record.msg = withheld(record.msg)
+    if isinstance(record.args, tuple) and any(isinstance(a, BaseException) for a in record.args):
+        record.args = tuple(withheld(a) if isinstance(a, BaseException) else a for a in record.args)
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        # The id is validated to [A-Za-z0-9._:-], so it cannot disturb `msg % args`.
+        record.msg = f"{record.msg} [request_id={request_id}]"
+
+
+def install() -> None:
+    """Scrub every record this process makes from now on (idempotent), and send uncaught
+    exceptions of threads and of the main thread through logging, scrubbed."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "scrubs_credit_risk_records", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _scrub(record)
+        return record
+
+    factory.scrubs_credit_risk_records = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+    threading.excepthook = _thread_exception
+    sys.excepthook = _uncaught_exception
+
+
+def install_loop_handler(loop: asyncio.AbstractEventLoop) -> None:
+    """asyncio's default handler writes the failed task or future's repr, which quotes its
+    exception's message ("exception=ValueError('...')"); this one logs the context's message
+    and the exception, scrubbed."""
+    loop.set_exception_handler(_loop_exception)
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    error = context.get("exception")
+    logger.error("%s", context.get("message", "unhandled error in the event loop"), exc_info=error)
+
+
+def _thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        name = args.thread.name if args.thread is not None else "?"
+        logger.error("uncaught exception in thread %s", name, exc_info=args.exc_value)
+
+
+def _uncaught_exception(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    logger.critical("uncaught exception", exc_info=error)
