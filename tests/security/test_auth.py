@@ -140,7 +140,7 @@ def test_requests_are_counted_by_client_name(worker: Worker, key_file: Path) -> 
     stack = _stack(worker, key_file)
     assert stack.api_keys is not None
     buffer = MetricsBuffer()
-    stack.api_keys.count_clients(buffer, frozenset(stack.door.routes))
+    stack.api_keys.count_clients(buffer, frozenset(stack.door.routes.routes))
 
     async def go() -> None:
         async with client_for_app(stack.app) as client:
