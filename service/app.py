@@ -61,7 +61,7 @@ def _preflight() -> None:
     file, a failed parity record). One clear line, exit code 2."""
     try:
         bentoml_fixes.check_version()
-    except bentoml_fixes.UntestedBentoMLError as error:
+    except bentoml_fixes.UntestedVersionError as error:
         _refuse_to_start(error)
     try:
         load_api_keys(settings)
@@ -84,6 +84,7 @@ def _preflight() -> None:
 if server_context.worker_index is None:  # the `bentoml serve` parent, not a worker
     _preflight()
 bentoml_fixes.apply()
+bentoml_fixes.accept_greedily(settings.accept_interval_ms / 1000)
 front_door = build_front_door(settings)  # one per process; opened when the worker's models load
 worker_app = build_worker_app(front_door, settings)  # request ids and API keys around the door
 

@@ -1,4 +1,5 @@
-"""Every place this project touches BentoML's internals, for exactly one BentoML version.
+"""Every place this project touches BentoML's (and uvicorn's) internals, for exactly one
+version of each.
 
 - `check_version`: the server refuses to start on a BentoML other than `TESTED_BENTOML` (the
   version pinned in pyproject.toml and locked in the bentofiles), since what follows depends on
@@ -10,37 +11,55 @@
   request and never cancels it (each answered request left a timer, its future and context
   alive for the whole 30 s timeout, which GC passes then walked); the replacement cancels it as
   soon as the response starts or the request ends, and still answers 504 after `timeout`.
+- `accept_greedily`: BentoML runs each worker as `uvicorn.Server(config).run(sockets=[...])`;
+  after uvicorn's startup has made its servers, a `GreedyAccept` (service/http/accept.py) per
+  listening socket takes the connections uvloop leaves waiting, into the same protocol uvicorn
+  builds (`config.http_protocol_class(config=, server_state=, app_state=, _loop=)`, copied
+  from uvicorn's `Server.startup`, version pinned in pyproject.toml), and stops before
+  uvicorn's shutdown stops accepting.
 
 tests/service/test_bentoml_fixes.py fails when upstream changes any of these internals.
 """
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import bentoml
+import uvicorn
 from _bentoml_sdk.service.factory import Service
 from bentoml._internal.server.http import traffic
 from starlette.responses import JSONResponse
 
+from service.http.accept import GreedyAccept
+
 logger = logging.getLogger("credit_risk")
 
 TESTED_BENTOML = "1.4.40"
+TESTED_UVICORN = "0.54.0"
 
 Scope = MutableMapping[str, Any]
 AppWrapper = Callable[[Any], Any]
 
 
-class UntestedBentoMLError(RuntimeError):
+class UntestedVersionError(RuntimeError):
     pass
 
 
-def check_version(version: str = bentoml.__version__) -> None:
+def check_version(
+    version: str = bentoml.__version__, uvicorn_version: str = uvicorn.__version__
+) -> None:
     if version != TESTED_BENTOML:
-        raise UntestedBentoMLError(
+        raise UntestedVersionError(
             f"BentoML {version} is installed, but this server patches BentoML internals tested "
             f"only with {TESTED_BENTOML}: install bentoml=={TESTED_BENTOML}"
+        )
+    if uvicorn_version != TESTED_UVICORN:
+        raise UntestedVersionError(
+            f"uvicorn {uvicorn_version} is installed, but this server extends uvicorn's server "
+            f"start-up as tested only with {TESTED_UVICORN}: install uvicorn=={TESTED_UVICORN}"
         )
 
 
@@ -101,3 +120,45 @@ def apply() -> None:
     if original is TimerCancellingTimeoutMiddleware:
         return
     traffic.TimeoutMiddleware = TimerCancellingTimeoutMiddleware  # type: ignore[misc]
+
+
+_ORIGINAL_STARTUP = uvicorn.Server.startup
+_ORIGINAL_SHUTDOWN = uvicorn.Server.shutdown
+_ACCEPTERS: dict[int, list[GreedyAccept]] = {}  # id(uvicorn server) -> its accepters
+
+
+def accept_greedily(interval_s: float) -> None:
+    """Run a `GreedyAccept` beside each listening socket uvicorn serves (every `interval_s`;
+    0 leaves accepting to uvloop alone)."""
+    if interval_s <= 0:
+        uvicorn.Server.startup = _ORIGINAL_STARTUP  # type: ignore[method-assign]
+        uvicorn.Server.shutdown = _ORIGINAL_SHUTDOWN  # type: ignore[method-assign]
+        return
+
+    async def startup(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        await _ORIGINAL_STARTUP(self, sockets)
+        if not sockets or not self.started:
+            return
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        _ACCEPTERS[id(self)] = [
+            GreedyAccept(loop, sock, create_protocol, interval_s=interval_s, ssl=config.ssl).start()
+            for sock in sockets
+        ]
+
+    async def shutdown(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        for accepter in _ACCEPTERS.pop(id(self), []):
+            accepter.close()
+        await _ORIGINAL_SHUTDOWN(self, sockets)
+
+    uvicorn.Server.startup = startup  # type: ignore[method-assign]
+    uvicorn.Server.shutdown = shutdown  # type: ignore[method-assign]

@@ -122,6 +122,13 @@ class ServiceSettings(BaseSettings):
     admission_window_ms: float = Field(
         100.0, gt=0, description="How long the lag must stand above target before shedding."
     )
+    accept_interval_ms: float = Field(
+        10.0,
+        ge=0,
+        description="Every this often each worker accepts all connections waiting on its "
+        "listening socket (uvloop takes one per loop turn, which under overload leaves "
+        "clients waiting seconds to be accepted); 0 leaves accepting to uvloop alone.",
+    )
     retry_after_s: int = Field(1, ge=0, description="Retry-After of 503 and 429 answers.")
     tracing_excluded_urls: str = Field(
         "/livez,/readyz,/metrics",

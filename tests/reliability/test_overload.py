@@ -29,6 +29,7 @@ BATCH_SIZE = (
 )
 BULK_ROWS = 50_000
 REQUEST_TIMEOUT_S = 30.0
+CLIENT_TIMEOUT_S = 5.0  # a client's patience: wrk's default, the issue's bound
 
 
 class PeakRss:
@@ -154,7 +155,8 @@ def test_single_request_flood_is_shed_early_and_nothing_is_lost(
 ) -> None:
     """Far more connections than one-applicant requests the server can answer at once: the
     backlog forms in front of the batcher, where the event-loop-lag admission sees it. Every
-    request gets a full answer or a quick 503 with Retry-After; nobody waits out a timeout."""
+    request gets a full answer or a quick 503 with Retry-After; nobody waits out a client's
+    timeout, also not on a connection the server has yet to accept (service/http/accept.py)."""
     request = post_request("/classify", orjson.dumps(records[0]))
 
     def complete(answer: bytes) -> bool:
@@ -171,5 +173,5 @@ def test_single_request_flood_is_shed_early_and_nothing_is_lost(
     assert load.statuses[200] > 0
     assert set(load.retry_after) <= {"1"}, load.retry_after
     for latencies in load.latencies.values():
-        assert max(latencies) < REQUEST_TIMEOUT_S
+        assert max(latencies) < CLIENT_TIMEOUT_S
     assert after < max(0.05, 5 * quiet)

@@ -12,14 +12,17 @@ from typing import Any
 
 import bentoml
 import pytest
+import uvicorn
 import yaml
 
 from export.pipeline import ExportSummary
 from harness.process import PROJECT_ROOT
+from service import bentoml_fixes
 from service.bentoml_fixes import (
     TESTED_BENTOML,
+    TESTED_UVICORN,
     TimerCancellingTimeoutMiddleware,
-    UntestedBentoMLError,
+    UntestedVersionError,
     check_version,
 )
 
@@ -125,21 +128,43 @@ def test_an_exception_before_the_response_does_not_wait_for_the_timeout() -> Non
     assert asyncio.run(main()) < 5  # not the 30 s timeout
 
 
-def test_only_the_tested_bentoml_is_accepted() -> None:
+def test_only_the_tested_bentoml_and_uvicorn_are_accepted() -> None:
     assert bentoml.__version__ == TESTED_BENTOML
-    check_version(TESTED_BENTOML)
-    with pytest.raises(UntestedBentoMLError, match=r"1\.4\.41"):
-        check_version("1.4.41")
+    assert uvicorn.__version__ == TESTED_UVICORN
+    check_version(TESTED_BENTOML, TESTED_UVICORN)
+    with pytest.raises(UntestedVersionError, match=r"1\.4\.41"):
+        check_version("1.4.41", TESTED_UVICORN)
+    with pytest.raises(UntestedVersionError, match=r"uvicorn 0\.55\.0"):
+        check_version(TESTED_BENTOML, "0.55.0")
+
+
+def test_uvicorn_builds_its_protocol_and_servers_as_the_accepter_does() -> None:
+    """`accept_greedily` builds uvicorn's protocol as `Server.startup` does and relies on
+    `servers` being made there and closed first in `shutdown` (fails if upstream changes it)."""
+    startup = inspect.getsource(bentoml_fixes._ORIGINAL_STARTUP)
+    for part in (
+        "config.http_protocol_class(",
+        "config=config,",
+        "server_state=self.server_state,",
+        "app_state=self.lifespan.state,",
+        "_loop=_loop,",
+        "await loop.create_server(create_protocol, sock=sock, ssl=config.ssl",
+        "self.started = True",
+    ):
+        assert part in startup, part
+    shutdown = inspect.getsource(bentoml_fixes._ORIGINAL_SHUTDOWN)
+    assert shutdown.index("server.close()") < shutdown.index("connection.shutdown()")
 
 
 def test_pins_agree_with_the_tested_versions() -> None:
     """pyproject and both bentofiles pin what the patches were tested with, and the bentos lock
     every package."""
     pin = f"bentoml=={TESTED_BENTOML}"
+    uvicorn_pin = f"uvicorn=={TESTED_UVICORN}"
     prometheus = f"prometheus-client=={prometheus_client_version()}"
     texts = {name: (PROJECT_ROOT / name).read_text() for name in ("pyproject.toml", *BENTOFILES)}
     for name, text in texts.items():
-        assert pin in text and prometheus in text, name
+        assert pin in text and prometheus in text and uvicorn_pin in text, name
     for name in BENTOFILES:
         assert yaml.safe_load(texts[name])["python"]["lock_packages"] is True, name
 
@@ -152,12 +177,14 @@ def prometheus_client_version() -> str:
 
 def test_the_worker_serves_what_to_asgi_returns() -> None:
     """The front door stands where BentoML's worker gets its app: `service.to_asgi()`, handed to
-    uvicorn as is (fails if upstream changes how a worker builds its app)."""
+    uvicorn as is, which serves the listening socket it is given (fails if upstream changes how
+    a worker builds its app or starts uvicorn)."""
     from _bentoml_impl.worker import service as worker
 
     source = inspect.getsource(worker.main.callback)  # click command -> its function
     assert "asgi_app = service.to_asgi(" in source
     assert "app=asgi_app," in source
+    assert "uvicorn.Server(config).run(sockets=[socket])" in source
 
 
 def test_the_service_app_is_behind_the_front_door(exported: ExportSummary) -> None:
