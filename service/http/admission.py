@@ -13,7 +13,10 @@ fraction shrinks multiplicatively while the lag stays high (in proportion to how
 target it is) and grows back additively once it is
 below target (at once when it is far below: the queue is gone), so the admitted requests keep
 an answer time near the target whatever the machine's speed; refusals are spread evenly over
-arrivals (a credit counter, no randomness).
+arrivals (a credit counter, no randomness). Below the target, the first request of each probe
+interval is admitted whatever the fraction: when a flood ends, the next request is answered at
+once instead of waiting out the fraction's recovery, while during a flood this adds at most
+one request per probe interval.
 The probe timer runs only while requests arrive.
 """
 
@@ -52,6 +55,7 @@ class LagAdmission:
         self._probe: asyncio.TimerHandle | None = None
         self._due = 0.0
         self._last_request = 0.0
+        self._arrived_since_probe = False
 
     def admit(self) -> bool:
         """Whether to serve a request arriving now (False: answer 503 without reading it)."""
@@ -60,6 +64,10 @@ class LagAdmission:
             self._schedule(asyncio.get_running_loop(), now)
         fraction = self.state.fraction
         if fraction >= 1.0:
+            return True
+        first_of_interval = not self._arrived_since_probe
+        self._arrived_since_probe = True
+        if first_of_interval and self.state.lag_s <= self.target_lag_s:
             return True
         self._credit += fraction
         if self._credit >= 1.0:
@@ -75,6 +83,7 @@ class LagAdmission:
     def _measure(self, loop: asyncio.AbstractEventLoop) -> None:
         now = time.perf_counter()
         lag = max(0.0, now - self._due)
+        self._arrived_since_probe = False
         state = self.state
         state.lag_s = lag
         if lag > self.target_lag_s:

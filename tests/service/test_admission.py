@@ -72,3 +72,21 @@ def test_probe_stops_when_idle_and_restarts() -> None:
         return running, admission._probe is None
 
     assert asyncio.run(main()) == (True, True)
+
+
+def test_the_request_right_after_a_flood_is_admitted() -> None:
+    """The flood ends with the fraction low; the lag is back under target but not yet drained:
+    a lone request is admitted at once (the fraction would refuse most of them)."""
+
+    async def main() -> tuple[float, bool, float]:
+        admission = LagAdmission(target_lag_s=TARGET_S, window_s=0.1)
+        await _arrivals(admission, 1.0, busy_s=0.1, per_iteration=200)
+        admission.state.lag_s = TARGET_S / 2  # the last probe: under target, not drained
+        admission._arrived_since_probe = False
+        admission._credit = 0.0  # the fraction alone would refuse this request
+        shed_to = admission.state.fraction
+        return shed_to, admission.admit(), admission.state.fraction
+
+    shed_to, admitted, fraction = asyncio.run(main())
+    assert shed_to < 0.5 and fraction == shed_to
+    assert admitted
