@@ -161,9 +161,9 @@ def overload(server: ServedProcess, records: list[dict[str, Any]], workdir: Path
             run_wrk_bodies, server.url, "/classify", bodies, flood, OVERLOAD_SECONDS, workdir,
             threads=2, timeout_s=CLIENT_TIMEOUT_S, name="overload",
         )  # fmt: skip
-        # The sample's connections open with the flood's: under sustained overload uvloop
-        # accepts new connections only about one per loop iteration (the accept queue below),
-        # so a connection opened later measures that wait, not how requests are admitted.
+        # The sample's connections open with the flood's, so the sample measures admission
+        # also for the no-op app, whose uvicorn accepts about one connection per loop turn
+        # under the flood (its accept queue below); ours accepts all of them (accept.py).
         request = post_request("/classify", orjson.dumps(records[0]))
         backlog = pool_accept_queue(server.port)
         probe = run_load(

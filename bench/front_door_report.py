@@ -45,7 +45,7 @@ def markdown(path: Path = RESULTS) -> list[str]:
     runs = data["overload"]
     over = runs["ours"]
     probe, wrk = over["probe"], over["wrk"]
-    after = over["one_request_after_drained_ms"]
+    after = over["one_request_after_ms"]
     lines += [
         "",
         f"Overload: {over['connections']:,} connections on /classify for {over['seconds']} s: "
@@ -85,8 +85,7 @@ def markdown(path: Path = RESULTS) -> list[str]:
          f"{wrk['socket_errors']:.0f} / {probe['timeouts'] + probe['socket_errors']}"],
         ["admitted requests' p99 <= 1 s", _yes(probe["admitted_p99_ms"] <= 1000),
          f"{probe['admitted_p99_ms']:.0f} ms"],
-        ["one request right after < 100 ms (once the accept queue drained: "
-         f"{over['accept_queue_drained_s']:.1f} s; at once: {over['one_request_after_ms']:.0f} ms)",
+        ["one request right after < 100 ms (on a new connection, as soon as the flood ends)",
          _yes(after < 100), f"{after:.1f} ms"],
     ]  # fmt: skip
     lines += ["", *_table(["target (issue 9)", "met", "measured"], targets)]
