@@ -90,7 +90,7 @@ class GreedyAccept:
             await self._loop.connect_accepted_socket(
                 self._protocol_factory, connection, ssl=self._ssl
             )
-        except (OSError, ssl_module.SSLError, asyncio.TimeoutError) as error:
+        except OSError as error:  # also ssl.SSLError and TimeoutError
             # The client left, or its TLS handshake failed: as for a connection libuv took.
             logger.info("accepted connection dropped before serving: %s", type(error).__name__)
             connection.close()
