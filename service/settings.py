@@ -122,13 +122,6 @@ class ServiceSettings(BaseSettings):
     admission_window_ms: float = Field(
         100.0, gt=0, description="How long the lag must stand above target before shedding."
     )
-    disconnect_watch_after_ms: float = Field(
-        5.0,
-        gt=0,
-        description="A request still waiting for its answer after this long (up to twice "
-        "this) gets its connection watched, so that it is dropped, not scored, if its client "
-        "leaves; watching costs more than scoring one applicant, so quick answers skip it.",
-    )
     accept_interval_ms: float = Field(
         10.0,
         ge=0,

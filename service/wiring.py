@@ -25,7 +25,6 @@ from service.decisions import Thresholds
 from service.http.admission import Admission, LagAdmission
 from service.http.api_keys import ApiKeys
 from service.http.auth import ApiKeyMiddleware
-from service.http.disconnect import DisconnectWatch
 from service.http.docs import docs_routes
 from service.http.drain import Drain
 from service.http.front_door import DoorLimits, FrontDoor
@@ -267,8 +266,7 @@ def build_front_door(settings: ServiceSettings) -> FrontDoor:
         target_lag_s=settings.admission_target_lag_ms / 1000,
         window_s=settings.admission_window_ms / 1000,
     )
-    disconnects = DisconnectWatch(settings.disconnect_watch_after_ms / 1000)
-    return FrontDoor(limits, Drain(settings.drain_delay_s), Admission(lag), disconnects)
+    return FrontDoor(limits, Drain(settings.drain_delay_s), Admission(lag))
 
 
 def open_front_door(

@@ -45,20 +45,14 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class FrontDoor:
-    def __init__(
-        self,
-        limits: DoorLimits,
-        drain: Drain,
-        admission: Admission,
-        disconnects: DisconnectWatch | None = None,
-    ) -> None:
+    def __init__(self, limits: DoorLimits, drain: Drain, admission: Admission) -> None:
         self.limits = limits
         self.drain = drain
         self.admission = admission
         self.app: ASGIApp = _not_found
         self.routes = RouteTable({})
         self.metrics: RequestMetrics | None = None
-        self.disconnects = disconnects or DisconnectWatch()
+        self.disconnects = DisconnectWatch()
         self.bulk_bytes_in_flight = 0
 
     def wrap(self, app: ASGIApp) -> "FrontDoor":
