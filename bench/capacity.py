@@ -40,7 +40,7 @@ from export.dataset import applicant_records, load_applicants
 from export.pipeline import run_export
 from harness.haproxy import balanced
 from harness.process import ServedProcess, served
-from service.arrow_io import ARROW_STREAM
+from service.http.media import ARROW_STREAM
 
 RESULTS = Path(__file__).parent / "results"
 CONNECTIONS = (1, 4, 16, 64)

@@ -41,7 +41,8 @@ from harness.process import PROJECT_ROOT, served
 from jobs.columns import category_codes, numeric_values, raw_cells
 from jobs.engine import ModelBundle
 from jobs.scoring import BatchScorer
-from service.arrow_io import ARROW_STREAM, table_as_ipc
+from service.arrow_io import table_as_ipc
+from service.http.media import ARROW_STREAM
 
 RESULTS = Path(__file__).parent / "results" / "spark.json"
 HTTP_REQUEST_ROWS = 100_000
