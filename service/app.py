@@ -40,6 +40,7 @@ from service.wiring import (
     build_front_door,
     build_worker,
     build_worker_app,
+    limit_blas_threads,
     load_api_keys,
     load_engines,
 )
@@ -135,6 +136,7 @@ class CreditRiskService:
         model_service = bentoml.depends(CreditRiskModel)
 
     def __init__(self) -> None:
+        self.blas_cap = limit_blas_threads(settings.model_threads)
         self.worker = build_worker(
             settings, self._remote_predict if settings.batching == "bentoml" else None
         )

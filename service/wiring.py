@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from starlette.types import ASGIApp
+from threadpoolctl import threadpool_limits
 
 from features.distributions import METADATA_KEY, FieldDistribution, from_metadata, medians
 from features.drift import DriftMonitor
@@ -117,6 +118,16 @@ def load_engines(settings: ServiceSettings) -> tuple[Runner, ChunkedPredictor]:
         chunk_rows=settings.bulk_chunk_rows,
     )
     return runner, bulk
+
+
+def limit_blas_threads(threads: int) -> threadpool_limits:
+    """Cap NumPy's BLAS at `threads` threads in this process (the engine threads per worker).
+    OpenBLAS otherwise starts a thread per core for a matrix product (the explainer's per-field
+    grouping, reason codes, the drift window) and keeps them spinning after it, taking the CPU
+    of the other workers (one per core): with the drift monitor's one product a second, p99 at
+    64 connections was 32-40 ms against 22 ms capped (bench/REPORT_NOTES.md). Keep the result
+    referenced for as long as the cap should hold."""
+    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None = None) -> Worker:
