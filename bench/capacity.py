@@ -17,12 +17,8 @@ compare ratios within one run. `python -m bench.report` adds the results to benc
 
 import argparse
 import contextlib
-import json
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +32,7 @@ import psutil
 from bench.bulk import arrow_body
 from bench.loadgen import run_wrk, wrk_available
 from bench.machine import describe
+from bench.private_run import run_and_write
 from export.dataset import applicant_records, load_applicants
 from export.pipeline import run_export
 from harness.haproxy import balanced
@@ -216,21 +213,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if not wrk_available():
         sys.exit("bench.capacity needs wrk: apt-get install -y wrk")
-    home = tempfile.mkdtemp(prefix="credit-risk-bench-capacity-")  # a private model store
-    os.environ["BENTOML_HOME"] = home
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-    args.workdir = Path(tempfile.mkdtemp(prefix="credit-risk-capacity-"))
-    try:
-        results = run_all(args)
-    except BaseException:
-        print(f"server, HAProxy and wrk logs kept in {args.workdir}", file=sys.stderr)
-        raise
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    shutil.rmtree(args.workdir, ignore_errors=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output} ({results['elapsed_s']:.0f} s)")
+
+    def run(workdir: Path) -> dict[str, Any]:
+        args.workdir = workdir
+        return run_all(args)
+
+    run_and_write("capacity", args.output, run)
 
 
 if __name__ == "__main__":

@@ -10,16 +10,14 @@ _BENTOML_HOME = tempfile.mkdtemp(prefix="credit-risk-bentoml-home-")
 os.environ["BENTOML_HOME"] = _BENTOML_HOME
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
-from pathlib import Path  # noqa: E402
 
-import bentoml  # noqa: E402
 import numpy as np  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 import pytest  # noqa: E402
 
 from export.dataset import applicant_records, load_applicants  # noqa: E402
 from export.pipeline import ExportSummary, run_export  # noqa: E402
 from harness.process import ServedProcess, served  # noqa: E402
+from tests.reference import reference_probabilities  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -42,12 +40,7 @@ def records() -> list[dict[str, object]]:
 @pytest.fixture(scope="session")
 def expected_probability(exported: ExportSummary, records: list[dict[str, object]]) -> np.ndarray:
     """In-process ONNX Runtime on DictVectorizer features: independent of our encoder."""
-    vectorizer = bentoml.models.get(exported.native_tag).custom_objects["dict_vectorizer"]
-    features = vectorizer.transform(records).astype(np.float32)
-    path = Path(bentoml.models.get(exported.onnx_tag).path) / "model.onnx"
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (probabilities,) = session.run([session.get_outputs()[1].name], {"features": features})
-    return np.asarray(probabilities)[:, 1]
+    return reference_probabilities(exported, records)
 
 
 @pytest.fixture(scope="session")

@@ -33,9 +33,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import bentoml
 import numpy as np
-import onnxruntime as ort
 import pytest
 import yaml
 
@@ -43,6 +41,7 @@ from export.pipeline import ExportSummary, run_export
 from harness.haproxy import Balancer, balanced, haproxy_binary
 from harness.process import PROJECT_ROOT, ServedProcess, served
 from tests.deploy.steady_load import Lane, Outcome, SteadyLoad
+from tests.reference import reference_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -67,16 +66,6 @@ def grace_period_s() -> float:
     """The manifest's terminationGracePeriodSeconds: the kubelet's SIGKILL deadline."""
     spec = yaml.safe_load(DEPLOYMENT.read_text())["spec"]["template"]["spec"]
     return float(spec["terminationGracePeriodSeconds"])
-
-
-def in_process(summary: ExportSummary, records: list[dict[str, object]]) -> np.ndarray:
-    """The model's probabilities without the server (DictVectorizer + ONNX Runtime)."""
-    vectorizer = bentoml.models.get(summary.native_tag).custom_objects["dict_vectorizer"]
-    features = vectorizer.transform(records).astype(np.float32)
-    path = Path(bentoml.models.get(summary.onnx_tag).path) / "model.onnx"
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (probabilities,) = session.run([session.get_outputs()[1].name], {"features": features})
-    return np.asarray(probabilities)[:, 1]
 
 
 @dataclass
@@ -170,7 +159,7 @@ def test_rolling_update_and_rollback_lose_no_request(
     newer = run_export(seed=3)
     old_tag, new_tag = exported.onnx_tag, newer.onnx_tag
     sample = records[:RECORDS]
-    expected = {s.onnx_tag: in_process(s, sample) for s in (exported, newer)}
+    expected = {s.onnx_tag: reference_probabilities(s, sample) for s in (exported, newer)}
     assert np.abs(expected[old_tag] - expected[new_tag]).max() > 1e-3  # really another model
 
     with ExitStack() as stack:

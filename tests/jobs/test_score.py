@@ -4,10 +4,8 @@ column carried, rejects with their errors, reconciled counts, CSV and Parquet, r
 from pathlib import Path
 from typing import Any
 
-import bentoml
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -18,6 +16,7 @@ from features.schema import FIELDS
 from jobs.columns import InputSchemaError
 from jobs.score import parse_args, run
 from tests.jobs.conftest import BAD_ROWS, N_ROWS, applicant_table
+from tests.reference import reference_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -137,17 +136,6 @@ def test_csv_text_that_is_no_number_is_rejected_not_coerced(
     ]
 
 
-def _in_process(summary: ExportSummary, table: pa.Table) -> np.ndarray:
-    """That export's own predictions through its DictVectorizer and ONNX file, not our encoder."""
-    records = table.select(list(FIELDS)).to_pylist()
-    vectorizer = bentoml.models.get(summary.native_tag).custom_objects["dict_vectorizer"]
-    features = vectorizer.transform(records).astype(np.float32)
-    path = Path(bentoml.models.get(summary.onnx_tag).path) / "model.onnx"
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (probabilities,) = session.run([session.get_outputs()[1].name], {"features": features})
-    return np.asarray(probabilities)[:, 1]
-
-
 def test_rollback_tag_scores_with_the_old_model(
     spark, lake, parquet_run, exported, tmp_path
 ) -> None:
@@ -163,7 +151,10 @@ def test_rollback_tag_scores_with_the_old_model(
     for table, model in ((latest, newer), (old, exported)):
         rows = table.take(every_fifth)
         np.testing.assert_allclose(
-            rows.column("probability").to_numpy(), _in_process(model, rows), rtol=0, atol=1e-6
+            rows.column("probability").to_numpy(),
+            reference_probabilities(model, rows.select(list(FIELDS)).to_pylist()),
+            rtol=0,
+            atol=1e-6,
         )
     gap = np.abs(latest.column("probability").to_numpy() - old.column("probability").to_numpy())
     assert gap.max() > 1e-3  # really two different models

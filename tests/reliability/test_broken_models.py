@@ -12,11 +12,11 @@ from pathlib import Path
 import bentoml
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from export.pipeline import ExportSummary, run_export
 from harness.process import PROJECT_ROOT, free_port, served
+from tests.reference import reference_probabilities
 
 pytestmark = pytest.mark.slow  # starts real server processes
 
@@ -86,16 +86,6 @@ def test_broken_models_refuse_to_start_with_one_clear_line(
         assert "Traceback" not in output, (case, output[-2000:])
 
 
-def _in_process(summary: ExportSummary, records: list[dict[str, object]]) -> np.ndarray:
-    """That export's own predictions: its DictVectorizer and its ONNX file in ONNX Runtime."""
-    vectorizer = bentoml.models.get(summary.native_tag).custom_objects["dict_vectorizer"]
-    features = vectorizer.transform(records).astype(np.float32)
-    path = Path(bentoml.models.get(summary.onnx_tag).path) / "model.onnx"
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (probabilities,) = session.run([session.get_outputs()[1].name], {"features": features})
-    return np.asarray(probabilities)[:, 1]
-
-
 def test_rollback_and_forward_again_by_configuration(
     exported: ExportSummary, records, tmp_path: Path
 ) -> None:
@@ -104,7 +94,7 @@ def test_rollback_and_forward_again_by_configuration(
     time /info names the served model and every answer is that model's own prediction."""
     newer = run_export(seed=2)
     sample = records[:300]
-    expected = {summary.onnx_tag: _in_process(summary, sample) for summary in (exported, newer)}
+    expected = {summary.onnx_tag: reference_probabilities(summary, sample) for summary in (exported, newer)}
     assert np.abs(expected[exported.onnx_tag] - expected[newer.onnx_tag]).max() > 1e-3
     steps = [
         ("latest (the newer export)", newer, {}),
