@@ -15,7 +15,6 @@ before uvicorn stops its own servers.
 """
 
 import asyncio
-import errno
 import logging
 import socket
 import ssl as ssl_module
@@ -26,7 +25,6 @@ logger = logging.getLogger("credit_risk")
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
 MAX_PER_POLL = 1024  # bounds one poll's work; the rest waits for the next poll
-_RETRY_NEXT_POLL = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class GreedyAccept:
@@ -68,18 +66,20 @@ class GreedyAccept:
                 break
             except ConnectionAbortedError:
                 continue  # the client gave up while queued
-            except OSError as error:
-                if error.errno not in _RETRY_NEXT_POLL:
-                    raise
+            except OSError as error:  # out of descriptors or memory: uvloop's accepts go on
                 logger.warning("accepting connections: %s; retrying in the next poll", error)
                 break
             self._adopt(connection)
         self._timer = self._loop.call_later(self._interval_s, self._poll)
 
     def _adopt(self, connection: socket.socket) -> None:
-        connection.setblocking(False)
-        if connection.family in (socket.AF_INET, socket.AF_INET6):
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as libuv's
+        try:
+            connection.setblocking(False)
+            if connection.family in (socket.AF_INET, socket.AF_INET6):
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as libuv's
+        except OSError:  # the client already reset it
+            connection.close()
+            return
         self.accepted += 1
         task = self._loop.create_task(self._connect(connection))
         self._connecting.add(task)
