@@ -13,9 +13,9 @@ counted by client name in `credit_risk_requests_total` (refused ones as client "
 
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import RequestError
 from service.http.api_keys import ApiKeys
 from service.http.asgi import JSON_HEADERS, Header
 from service.metrics import MetricsBuffer
@@ -29,7 +29,7 @@ REALM = b'Bearer realm="credit-risk"'
 
 
 def _refusal(message: str, challenge: bytes) -> tuple[list[Header], bytes]:
-    body = orjson.dumps({"error": message, "details": []})
+    body = RequestError(401, message).body()
     headers = [
         *JSON_HEADERS,
         (b"www-authenticate", challenge),

@@ -16,9 +16,9 @@ import re
 import secrets
 from http import HTTPStatus
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import RequestError
 from service.http.asgi import Header
 from service.logs import REQUEST_ID
 
@@ -55,16 +55,14 @@ def error_with_id(start: Message, body: bytes, request_id: str) -> bytes:
         if name == b"content-type":
             content_type = value.split(b";", 1)[0].strip().lower()
             break
-    if content_type == b"application/json":
-        if not (body.startswith(b"{") and body.endswith(b"}")):
-            return body  # not an object (or not compact): left as it is
-        head = body[:-1] + b"," if body != b"{}" else b"{"
-        body = b'%s"request_id":"%s"}' % (head, request_id.encode())
-    elif content_type in (b"text/plain", b""):
+    if content_type in (b"text/plain", b""):
         text = body.decode("utf-8", "replace").strip() or HTTPStatus(start["status"]).phrase
-        body = orjson.dumps({"error": text, "details": [], "request_id": request_id})
-    else:
-        return body
+        body = RequestError(start["status"], text).body()
+    elif content_type != b"application/json" or not (body.startswith(b"{") and body.endswith(b"}")):
+        return body  # neither plain text nor a compact JSON object: left as it is
+    # The id is plain ASCII (VALID_ID or a generated one): spliced in without escaping.
+    head = body[:-1] + b"," if body != b"{}" else b"{"
+    body = b'%s"request_id":"%s"}' % (head, request_id.encode())
     headers[:] = [(k, v) for k, v in headers if k != b"content-length" and k != b"content-type"]
     headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     return body
