@@ -218,6 +218,11 @@ def _accept_queue_midway(port: int) -> int:
     """Connections waiting in the listening socket's accept queue halfway through the flood:
     established by the kernel, not yet accepted by any worker (`ss`, Recv-Q of the listener)."""
     time.sleep(OVERLOAD_SECONDS / 2)
+    return _accept_queue(port)
+
+
+def _accept_queue(port: int) -> int:
+    """Connections in the listening socket's accept queue now (`ss`, its Recv-Q; -1 unread)."""
     shown = subprocess.run(
         ["ss", "-tlnH", f"( sport = :{port} )"], capture_output=True, text=True, timeout=10
     ).stdout.split()
@@ -228,10 +233,7 @@ def _accept_queue_drained(port: int, limit_s: float = 30.0) -> float:
     """Seconds until the accept queue is empty again after the flood."""
     started = time.monotonic()
     while time.monotonic() - started < limit_s:
-        shown = subprocess.run(
-            ["ss", "-tlnH", f"( sport = :{port} )"], capture_output=True, text=True, timeout=10
-        ).stdout.split()
-        if len(shown) > 1 and shown[1] == "0":
+        if _accept_queue(port) == 0:
             break
         time.sleep(0.05)
     return time.monotonic() - started
