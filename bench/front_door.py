@@ -11,6 +11,7 @@
 
     python -m bench.front_door                   # ~4 min (MLServer's venv: minutes, once)
     python -m bench.front_door --no-mlserver --seconds 8 --rounds 2
+    python -m bench.front_door --compare CREDIT_RISK_COALESCE_WRITES=false   # a setting's cost
     python -m bench.report                       # the section in bench/REPORT.md
 
 Server and load generator share the machine's cores: compare ratios within one run.
@@ -68,8 +69,14 @@ class Target:
 
 @contextmanager
 def _targets(
-    exported: ExportSummary, records: list[dict[str, Any]], workdir: Path, mlserver: bool
+    exported: ExportSummary,
+    records: list[dict[str, Any]],
+    workdir: Path,
+    mlserver: bool,
+    compare: Sequence[str] = (),
 ) -> Iterator[list[Target]]:
+    """The no-op app, our server, one more of ours per `compare` setting (NAME=VALUE), and
+    MLServer."""
     applicants = [orjson.dumps(record) for record in records]
     with ExitStack() as stack:
         noop = stack.enter_context(served(log_path=workdir / "noop.log", command=NOOP_COMMAND))
@@ -82,6 +89,14 @@ def _targets(
             Target("ours", "our server, defaults (bentoml serve, 2 workers)", ours,
                    "/classify", applicants),
         ]  # fmt: skip
+        for setting in compare:
+            name, _, value = setting.partition("=")
+            env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, name: value}
+            log = workdir / f"ours-{name}.log"
+            targets.append(
+                Target(f"ours {setting}", f"our server, defaults but {setting}",
+                       stack.enter_context(served(env, log_path=log)), "/classify", applicants)
+            )  # fmt: skip
         if mlserver:
             folder = mlserver_setup.write_repository(exported.native_tag, workdir / "mlserver")
             server = stack.enter_context(
@@ -254,7 +269,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     exported = run_export()
     records = applicant_records(load_applicants())
     results: dict[str, Any] = {"machine": describe(), "seconds": args.seconds}
-    with _targets(exported, records, workdir, args.mlserver) as targets:
+    with _targets(exported, records, workdir, args.mlserver, args.compare) as targets:
         for target in targets:
             _check(target)
         print("== the HTTP limit, 64 connections", flush=True)
@@ -274,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=10, help="wrk run per target and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-mlserver", dest="mlserver", action="store_false")
+    parser.add_argument(
+        "--compare", action="append", default=[], metavar="NAME=VALUE",
+        help="also our server with this setting changed (e.g. CREDIT_RISK_REUSE_PORT=false)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run_and_write("door", args.output, lambda workdir: run(args, workdir))

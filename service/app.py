@@ -85,7 +85,8 @@ def _preflight() -> None:
 if server_context.worker_index is None:  # the `bentoml serve` parent, not a worker
     _preflight()
 bentoml_fixes.apply()
-bentoml_fixes.accept_greedily(settings.accept_interval_ms / 1000)
+bentoml_fixes.listen_per_worker(settings.reuse_port)
+bentoml_fixes.extend_worker_startup(settings.accept_interval_ms / 1000, settings.coalesce_writes)
 front_door = build_front_door(settings)  # one per process; opened when the worker's models load
 worker_app = build_worker_app(front_door, settings)  # request ids and API keys around the door
 

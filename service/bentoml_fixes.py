@@ -11,12 +11,20 @@ version of each.
   request and never cancels it (each answered request left a timer, its future and context
   alive for the whole 30 s timeout, which GC passes then walked); the replacement cancels it as
   soon as the response starts or the request ends, and still answers 504 after `timeout`.
-- `accept_greedily`: BentoML runs each worker as `uvicorn.Server(config).run(sockets=[...])`;
-  after uvicorn's startup has made its servers, a `GreedyAccept` (service/http/accept.py) per
-  listening socket takes the connections uvloop leaves waiting, into the same protocol uvicorn
-  builds (`config.http_protocol_class(config=, server_state=, app_state=, _loop=)`, copied
-  from uvicorn's `Server.startup`, version pinned in pyproject.toml), and stops before
-  uvicorn's shutdown stops accepting.
+- `listen_per_worker`: BentoML's `serve_http` builds the API server's socket and hands it to
+  `create_standalone_arbiter` (imported from `bentoml._internal.utils.circus` when it runs),
+  which binds it later; the replacement gives that socket SO_REUSEPORT first
+  (service/http/listeners.py), so each worker can add a listening socket of its own.
+- `extend_worker_startup`: BentoML runs each worker as
+  `uvicorn.Server(config).run(sockets=[...])`; uvicorn's startup is given the worker's own
+  listening socket beside the shared one when the shared one allows it and a protocol class
+  whose transport writes each response at once (`config.http_protocol_class`, a subclass of
+  uvicorn's own), and after startup has
+  made its servers, a `GreedyAccept` (service/http/accept.py) per listening socket takes the
+  connections uvloop leaves waiting, into the same protocol uvicorn builds
+  (`config.http_protocol_class(config=, server_state=, app_state=, _loop=)`, copied from
+  uvicorn's `Server.startup`, version pinned in pyproject.toml), and stops before uvicorn's
+  shutdown stops accepting.
 
 tests/service/test_bentoml_fixes.py fails when upstream changes any of these internals.
 """
@@ -29,11 +37,15 @@ from typing import Any
 
 import bentoml
 import uvicorn
+from _bentoml_impl.server.serving import API_SERVER_NAME
 from _bentoml_sdk.service.factory import Service
 from bentoml._internal.server.http import traffic
+from bentoml._internal.utils import circus as bentoml_circus
 from starlette.responses import JSONResponse
 
+from service.http import listeners
 from service.http.accept import GreedyAccept
+from service.http.writes import coalescing
 
 logger = logging.getLogger("credit_risk")
 
@@ -122,22 +134,54 @@ def apply() -> None:
     traffic.TimeoutMiddleware = TimerCancellingTimeoutMiddleware  # type: ignore[misc]
 
 
+_ORIGINAL_CREATE_ARBITER = bentoml_circus.create_standalone_arbiter
+
+
+def listen_per_worker(enabled: bool) -> None:
+    """In the `bentoml serve` process: give the API server's shared socket SO_REUSEPORT before
+    the arbiter binds it, so that each worker listens on a socket of its own as well (refuses
+    to start, as without this, when the port is in use)."""
+    if not enabled:
+        bentoml_circus.create_standalone_arbiter = _ORIGINAL_CREATE_ARBITER
+        return
+
+    def create_standalone_arbiter(watchers: list[Any], **kwargs: Any) -> Any:
+        for shared in kwargs.get("sockets") or ():
+            if shared.name == API_SERVER_NAME and not shared.is_unix:
+                try:
+                    listeners.claim_port(shared, shared.host, shared.port)
+                except listeners.PortInUseError as error:
+                    raise SystemExit(f"credit-risk: cannot serve: {error.strerror}") from None
+        return _ORIGINAL_CREATE_ARBITER(watchers, **kwargs)
+
+    bentoml_circus.create_standalone_arbiter = create_standalone_arbiter
+
+
 _ORIGINAL_STARTUP = uvicorn.Server.startup
 _ORIGINAL_SHUTDOWN = uvicorn.Server.shutdown
 _ACCEPTERS: dict[int, list[GreedyAccept]] = {}  # id(uvicorn server) -> its accepters
 
 
-def accept_greedily(interval_s: float) -> None:
-    """Run a `GreedyAccept` beside each listening socket uvicorn serves (every `interval_s`;
-    0 leaves accepting to uvloop alone)."""
-    if interval_s <= 0:
-        uvicorn.Server.startup = _ORIGINAL_STARTUP  # type: ignore[method-assign]
-        uvicorn.Server.shutdown = _ORIGINAL_SHUTDOWN  # type: ignore[method-assign]
-        return
+def extend_worker_startup(accept_interval_s: float, coalesce_writes: bool) -> None:
+    """A worker's uvicorn also listens on a socket of its own when the shared socket allows it
+    (`listen_per_worker`), writes each response in one write (`coalesce_writes`,
+    service/http/writes.py: its protocol class, which uvicorn's config has loaded by startup,
+    gets a coalescing transport), and runs a `GreedyAccept` beside each listening socket (every
+    `accept_interval_s`; 0 leaves accepting to uvloop alone)."""
 
     async def startup(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        if sockets:
+            own = [
+                listeners.own_listener(shared, self.config.backlog)
+                for shared in sockets
+                if listeners.shares_port(shared)
+            ]
+            # uvicorn's servers own these sockets: `shutdown` closes them with the servers.
+            sockets = [*own, *sockets]
+        if coalesce_writes:
+            self.config.http_protocol_class = coalescing(self.config.http_protocol_class)
         await _ORIGINAL_STARTUP(self, sockets)
-        if not sockets or not self.started:
+        if not sockets or not self.started or accept_interval_s <= 0:
             return
         config = self.config
 
@@ -151,9 +195,10 @@ def accept_greedily(interval_s: float) -> None:
 
         loop = asyncio.get_running_loop()
         _ACCEPTERS[id(self)] = [
-            GreedyAccept(loop, sock, create_protocol, interval_s=interval_s, ssl=config.ssl).start()
+            GreedyAccept(loop, sock, create_protocol, interval_s=accept_interval_s,
+                         ssl=config.ssl).start()
             for sock in sockets
-        ]
+        ]  # fmt: skip
 
     async def shutdown(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
         for accepter in _ACCEPTERS.pop(id(self), []):

@@ -129,6 +129,17 @@ class ServiceSettings(BaseSettings):
         "listening socket (uvloop takes one per loop turn, which under overload leaves "
         "clients waiting seconds to be accepted); 0 leaves accepting to uvloop alone.",
     )
+    reuse_port: bool = Field(
+        True,
+        description="Each worker also listens on a socket of its own (SO_REUSEPORT), so the "
+        "kernel spreads new connections evenly over the workers; false leaves one socket "
+        "shared by all workers, where the worker awake first takes most of a burst.",
+    )
+    coalesce_writes: bool = Field(
+        True,
+        description="Write each response's head and body to the socket in one write (uvicorn "
+        "writes them apart: two syscalls and two TCP segments per answer).",
+    )
     retry_after_s: int = Field(1, ge=0, description="Retry-After of 503 and 429 answers.")
     tracing_excluded_urls: str = Field(
         "/livez,/readyz,/metrics",

@@ -14,6 +14,7 @@ import bentoml
 import pytest
 import uvicorn
 import yaml
+from circus.sockets import CircusSockets
 
 from export.pipeline import ExportSummary
 from harness.process import PROJECT_ROOT
@@ -139,7 +140,7 @@ def test_only_the_tested_bentoml_and_uvicorn_are_accepted() -> None:
 
 
 def test_uvicorn_builds_its_protocol_and_servers_as_the_accepter_does() -> None:
-    """`accept_greedily` builds uvicorn's protocol as `Server.startup` does and relies on
+    """`extend_worker_startup` builds uvicorn's protocol as `Server.startup` does and relies on
     `servers` being made there and closed first in `shutdown` (fails if upstream changes it)."""
     startup = inspect.getsource(bentoml_fixes._ORIGINAL_STARTUP)
     for part in (
@@ -154,6 +155,32 @@ def test_uvicorn_builds_its_protocol_and_servers_as_the_accepter_does() -> None:
         assert part in startup, part
     shutdown = inspect.getsource(bentoml_fixes._ORIGINAL_SHUTDOWN)
     assert shutdown.index("server.close()") < shutdown.index("connection.shutdown()")
+
+
+def test_uvicorn_loads_its_protocol_class_before_startup() -> None:
+    """`extend_worker_startup` swaps `config.http_protocol_class` in `startup`, which works
+    only if the config is loaded before (and the class read after) that point."""
+    serve = inspect.getsource(uvicorn.Server._serve)
+    assert serve.index("config.load()") < serve.index("await self.startup(sockets=sockets)")
+    assert "self.http_protocol_class" in inspect.getsource(uvicorn.Config.load)
+
+
+def test_bentoml_builds_the_api_socket_and_arbiter_as_listen_per_worker_expects() -> None:
+    """`listen_per_worker` replaces `create_standalone_arbiter` in BentoML's circus module: it
+    must still be imported from there when `serve_http` runs, and be given the API server's
+    TCP socket, not yet bound, under `API_SERVER_NAME` (fails if upstream changes it)."""
+    from _bentoml_impl.server import serving
+
+    source = inspect.getsource(serving.serve_http)
+    assert "from bentoml._internal.utils.circus import create_standalone_arbiter" in source
+    assert "name=API_SERVER_NAME," in source
+    assert (
+        '"sockets": sockets,' in source and "create_standalone_arbiter(**arbiter_kwargs)" in source
+    )
+    assert "$(circus.sockets.{API_SERVER_NAME})" in source
+    # The arbiter binds every socket without SO_REUSEPORT (circus's own reuseport sockets,
+    # one per process, are left unbound there): ours is a plain one with the option set.
+    assert "if not sock.so_reuseport:" in inspect.getsource(CircusSockets.bind_and_listen_all)
 
 
 def test_pins_agree_with_the_tested_versions() -> None:
