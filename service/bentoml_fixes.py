@@ -43,6 +43,7 @@ from bentoml._internal.server.http import traffic
 from bentoml._internal.utils import circus as bentoml_circus
 from starlette.responses import JSONResponse
 
+from service import logs
 from service.http import listeners
 from service.http.accept import GreedyAccept
 from service.http.writes import coalescing
@@ -180,6 +181,7 @@ def extend_worker_startup(accept_interval_s: float, coalesce_writes: bool) -> No
             sockets = [*own, *sockets]
         if coalesce_writes:
             self.config.http_protocol_class = coalescing(self.config.http_protocol_class)
+        logs.skip_unwritten_access_lines()  # logging is configured by now
         await _ORIGINAL_STARTUP(self, sockets)
         if not sockets or not self.started or accept_interval_s <= 0:
             return

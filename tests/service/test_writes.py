@@ -1,4 +1,5 @@
-"""One write per response (service/http/writes.py), on real sockets.
+"""One write per response (service/http/writes.py), on real sockets; and no access line built
+for nobody (`service.logs.skip_unwritten_access_lines`).
 
 A real uvicorn server (uvloop, httptools) in a thread, its protocol class wrapped as the
 workers' is, and a blocking raw client: every response of a kept-alive connection, pipelined
@@ -7,6 +8,7 @@ in several loop turns) still arrive whole. The transport-level cases count the w
 reach a real TCP transport."""
 
 import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -17,8 +19,10 @@ import pytest
 import uvicorn
 import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from service.http.writes import CoalescingTransport, coalescing
+from service.logs import skip_unwritten_access_lines
 
 BODY = b'{"status":"APPROVED","probability":0.125}'
 
@@ -42,9 +46,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
 
 @contextmanager
 def _server() -> Iterator[int]:
-    config = uvicorn.Config(
-        _app, loop="none", http=coalescing(HttpToolsProtocol), log_level="error"
-    )
+    config = uvicorn.Config(_app, loop="none", http=coalescing(HttpToolsProtocol), log_config=None)
     server = uvicorn.Server(config)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -187,3 +189,37 @@ def test_abort_drops_what_is_held() -> None:
         assert writes == [] and peer.received == b""
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("level", "builds_lines"), [(logging.WARNING, False), (logging.INFO, True)]
+)
+def test_uvicorn_builds_access_lines_only_when_they_can_be_written(
+    level: int, builds_lines: bool
+) -> None:
+    """With a handler on the root logger (as in a worker), uvicorn's protocol builds an access
+    line per response unless `skip_unwritten_access_lines` stopped its logger propagating; it
+    does so only when the line would be dropped anyway."""
+    access = logging.getLogger("uvicorn.access")
+    saved = (access.level, access.propagate, access.handlers)
+    access.handlers = []  # as in a worker: BentoML configures no handler of its own there
+    root_handler = logging.NullHandler()
+    logging.getLogger().addHandler(root_handler)
+    try:
+        access.setLevel(level)
+        access.propagate = True
+        config = uvicorn.Config(_app, log_config=None)  # as BentoML builds it
+        config.load()
+        assert HttpToolsProtocol(
+            config, ServerState(), {}, _loop=asyncio.new_event_loop()
+        ).access_log  # what the fix is for
+        skip_unwritten_access_lines()
+        assert (
+            HttpToolsProtocol(config, ServerState(), {}, _loop=asyncio.new_event_loop()).access_log
+            is builds_lines
+        )
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+        access.setLevel(saved[0])
+        access.propagate = saved[1]
+        access.handlers = saved[2]
