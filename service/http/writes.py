@@ -5,12 +5,12 @@ uvicorn writes a response's head when the app sends `http.response.start` and it
 the app sends `http.response.body`, and uvloop sends each write to the socket at once: two
 send syscalls and, on a loopback or LAN connection, two TCP segments for the client to wake up
 to, for a one-applicant answer of ~250 bytes. `CoalescingTransport` holds what the protocol
-writes until the end of the loop turn and then writes it at once (the front door sends a
-response's start and body back to back, so they always meet).
+writes until the response is complete (uvicorn's `on_response_complete`), or at the latest
+until the end of the loop turn (a streamed body's parts), and then writes it at once.
 
-Invariants: bytes go out in the order written; nothing written is held past the current loop
-turn, nor past `close()` or `write_eof()` (which write what is held first); `abort()` drops it,
-as it drops what the transport itself holds.
+Invariants: bytes go out in the order written; nothing written is held past the end of its
+response, nor past the current loop turn, nor past `close()` or `write_eof()` (which write
+what is held first); `abort()` drops it, as it drops what the transport itself holds.
 """
 
 import asyncio
@@ -30,7 +30,7 @@ class CoalescingTransport:
             return
         if self._pending is None:
             self._pending = [bytes(data)]
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
         else:
             self._pending.append(bytes(data))
 
@@ -38,17 +38,18 @@ class CoalescingTransport:
         for data in lines:
             self.write(data)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what is held now."""
         pending, self._pending = self._pending, None
         if pending and not self._transport.is_closing():
             self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def write_eof(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.write_eof()
 
     def abort(self) -> None:
@@ -76,6 +77,11 @@ def coalescing(protocol_class: type[asyncio.Protocol]) -> type[asyncio.Protocol]
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             wrapped = CoalescingTransport(transport, self.loop)  # type: ignore[arg-type]
             super().connection_made(wrapped)
+
+        def on_response_complete(self) -> None:
+            # The whole answer is written: it goes out now, not at the end of the loop turn.
+            self.transport.flush()
+            super().on_response_complete()
 
     Coalescing.__name__ = Coalescing.__qualname__ = f"Coalescing{protocol_class.__name__}"
     return Coalescing
