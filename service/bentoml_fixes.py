@@ -172,12 +172,9 @@ def extend_worker_startup(accept_interval_s: float, coalesce_writes: bool) -> No
 
     async def startup(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
         if sockets:
-            own = [
-                listeners.own_listener(shared, self.config.backlog)
-                for shared in sockets
-                if listeners.shares_port(shared)
-            ]
-            # uvicorn's servers own these sockets: `shutdown` closes them with the servers.
+            own = [listeners.own_listener(s) for s in sockets if listeners.shares_port(s)]
+            # uvicorn's servers listen on these after the app's start-up, and own them:
+            # `shutdown` closes them with the servers.
             sockets = [*own, *sockets]
         if coalesce_writes:
             self.config.http_protocol_class = coalescing(self.config.http_protocol_class)

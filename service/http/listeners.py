@@ -12,10 +12,10 @@ first.
 Invariants:
 - The shared socket keeps listening and every worker keeps accepting on it, so no connection
   waits on a socket nobody accepts, and the port stays bound while workers restart.
-- A worker's own socket lives and dies with the worker: uvicorn closes it after the SIGTERM
-  drain, like the worker's copy of the shared one. The kernel resets connections still in its
-  accept queue then (unless `net.ipv4.tcp_migrate_req=1` moves them to a sibling's socket);
-  the accepter (accept.py) leaves that queue empty every poll.
+- A worker's own socket lives and dies with the worker: it listens from the moment uvicorn
+  serves (after the app's start-up) and uvicorn closes it after the SIGTERM drain. The kernel
+  resets connections still in its accept queue then (unless `net.ipv4.tcp_migrate_req=1`
+  moves them to a sibling's socket); the accepter (accept.py) empties that queue every poll.
 - SO_REUSEPORT lets any socket of the same user join the port, another server included, so the
   arbiter first checks that nothing else listens there (`claim_port`): a second server on a
   port in use still fails to start, as it does without this.
@@ -56,8 +56,10 @@ def shares_port(listener: socket.socket) -> bool:
     return bool(listener.getsockopt(socket.SOL_SOCKET, REUSE_PORT))
 
 
-def own_listener(shared: socket.socket, backlog: int) -> socket.socket:
-    """A new listening socket on the address of `shared` (which `shares_port`)."""
+def own_listener(shared: socket.socket) -> socket.socket:
+    """A new socket bound to the address of `shared` (which `shares_port`), not yet listening:
+    the server listens on it once it serves (uvicorn's `create_server`, after the app's
+    start-up), so no connection waits on a worker still loading its models."""
     own = socket.socket(shared.family, socket.SOCK_STREAM)
     try:
         own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,7 +71,6 @@ def own_listener(shared: socket.socket, backlog: int) -> socket.socket:
                 shared.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY),
             )
         own.bind(shared.getsockname())
-        own.listen(backlog)
         own.setblocking(False)
     except BaseException:
         own.close()

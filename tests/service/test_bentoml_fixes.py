@@ -153,6 +153,10 @@ def test_uvicorn_builds_its_protocol_and_servers_as_the_accepter_does() -> None:
         "self.started = True",
     ):
         assert part in startup, part
+    # A worker's own socket is bound but not listening when given to startup: create_server
+    # listens on it with the configured backlog, after the app's start-up.
+    assert "backlog=config.backlog)" in startup
+    assert startup.index("await self.lifespan.startup()") < startup.index("loop.create_server(")
     shutdown = inspect.getsource(bentoml_fixes._ORIGINAL_SHUTDOWN)
     assert shutdown.index("server.close()") < shutdown.index("connection.shutdown()")
 

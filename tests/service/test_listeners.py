@@ -55,8 +55,10 @@ def _accept_all(listener: socket.socket) -> int:
 def test_the_kernel_spreads_connections_over_the_listeners() -> None:
     with _shared_listener() as shared:
         assert shares_port(shared)
-        own = [own_listener(shared, 128) for _ in range(2)]
+        own = [own_listener(shared) for _ in range(2)]
         try:
+            for listener in own:
+                listener.listen(128)  # as uvicorn's create_server does
             assert all(o.getsockname() == shared.getsockname() for o in own)
             clients = [socket.create_connection(shared.getsockname()) for _ in range(CONNECTIONS)]
             time.sleep(0.1)
@@ -124,9 +126,14 @@ def _workers(server: ServedProcess) -> list[int]:
 
 @pytest.mark.slow
 def test_each_worker_listens_and_serves_its_share(server: ServedProcess) -> None:
+    # The shared socket and one per worker; a worker listens on its own once it serves (the
+    # server is ready as soon as one worker is).
+    deadline = time.monotonic() + 60
+    while len(_tcp_sockets(server.port, "0A")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(_tcp_sockets(server.port, "0A")) == 3
     workers = _workers(server)
     assert len(workers) == 2
-    assert len(_tcp_sockets(server.port, "0A")) == 3  # the shared socket and one per worker
     clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(CONNECTIONS)]
     try:
         for client in clients:
