@@ -41,8 +41,12 @@ class CoalescingTransport:
     def flush(self) -> None:
         """Write what is held now."""
         pending, self._pending = self._pending, None
-        if pending and not self._transport.is_closing():
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if not pending or self._transport.is_closing():
+            return
+        if len(pending) == 1:
+            self._transport.write(pending[0])
+        else:
+            self._transport.writelines(pending)  # uvloop: one writev, a bulk body not copied
 
     def close(self) -> None:
         self.flush()

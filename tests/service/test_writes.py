@@ -144,7 +144,8 @@ async def _pair() -> tuple[asyncio.Transport, _CountingProtocol, list[bytes]]:
 
 
 class _Recording:
-    """A real transport, its writes recorded (uvloop's transports cannot be patched)."""
+    """A real transport, its writes recorded, one entry per call (uvloop's transports cannot
+    be patched)."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -153,6 +154,10 @@ class _Recording:
     def write(self, data: Any) -> None:
         self.writes.append(bytes(data))
         self.transport.write(data)
+
+    def writelines(self, lines: Any) -> None:
+        self.writes.append(b"".join(lines))
+        self.transport.writelines(lines)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.transport, name)
