@@ -5,12 +5,15 @@ uvicorn writes a response's head when the app sends `http.response.start` and it
 the app sends `http.response.body`, and uvloop sends each write to the socket at once: two
 send syscalls and, on a loopback or LAN connection, two TCP segments for the client to wake up
 to, for a one-applicant answer of ~250 bytes. `CoalescingTransport` holds what the protocol
-writes until the response is complete (uvicorn's `on_response_complete`), or at the latest
-until the end of the loop turn (a streamed body's parts), and then writes it at once.
+writes until the end of the loop turn and then writes it with one `writelines` (uvloop: one
+writev; a bulk body is not copied into a joined buffer). Holding to the end of the turn, not
+only to the end of the response, matters as much: the answers of a merged batch then leave
+together after the turn's work, and the client wakes once for many of them (flushing each
+response as it completed was 10-25% slower, bench/REPORT_NOTES.md).
 
-Invariants: bytes go out in the order written; nothing written is held past the end of its
-response, nor past the current loop turn, nor past `close()` or `write_eof()` (which write
-what is held first); `abort()` drops it, as it drops what the transport itself holds.
+Invariants: bytes go out in the order written; nothing written is held past the current loop
+turn, nor past `close()` or `write_eof()` (which write what is held first); `abort()` drops it,
+as it drops what the transport itself holds.
 """
 
 import asyncio
@@ -81,11 +84,6 @@ def coalescing(protocol_class: type[asyncio.Protocol]) -> type[asyncio.Protocol]
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             wrapped = CoalescingTransport(transport, self.loop)  # type: ignore[arg-type]
             super().connection_made(wrapped)
-
-        def on_response_complete(self) -> None:
-            # The whole answer is written: it goes out now, not at the end of the loop turn.
-            self.transport.flush()
-            super().on_response_complete()
 
     Coalescing.__name__ = Coalescing.__qualname__ = f"Coalescing{protocol_class.__name__}"
     return Coalescing
