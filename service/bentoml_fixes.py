@@ -19,9 +19,9 @@ version of each.
   `uvicorn.Server(config).run(sockets=[...])`; uvicorn's startup is given the worker's own
   listening socket beside the shared one when the shared one allows it and a protocol class
   whose transport writes each response at once (`config.http_protocol_class`, a subclass of
-  uvicorn's own), and after startup has
-  made its servers, a `GreedyAccept` (service/http/accept.py) per listening socket takes the
-  connections uvloop leaves waiting, into the same protocol uvicorn builds
+  uvicorn's own), and after startup has made its servers, a `GreedyAccept`
+  (service/http/accept.py) per listening socket takes the connections uvloop leaves waiting,
+  into the same protocol uvicorn builds
   (`config.http_protocol_class(config=, server_state=, app_state=, _loop=)`, copied from
   uvicorn's `Server.startup`, version pinned in pyproject.toml), and stops before uvicorn's
   shutdown stops accepting.

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 from export.pipeline import ExportSummary
@@ -93,35 +94,29 @@ def test_a_socket_without_reuseport_gets_no_sibling() -> None:
         assert not shares_port(plain)
 
 
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
-
-
-def _tcp_sockets(port: int, state: str) -> list[str]:
-    """Inodes of the TCP sockets on local `port` in `state` (0A listening, 01 established)."""
-    found = []
+def _listeners(port: int) -> int:
+    """Listening TCP sockets on `port`, each counted once however many processes hold it
+    (/proc/net: psutil lists them per process and descriptor)."""
+    count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
-                found.append(fields[9])
-    return found
+            count += int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A"
+    return count
 
 
-def _workers(server: ServedProcess) -> list[int]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    pids = [int(pid) for pid in children.read_text().split()]
-    # The API workers are the children holding a listening socket of the port.
-    listening = set(_tcp_sockets(server.port, "0A"))
-    return [pid for pid in pids if _socket_inodes(pid) & listening]
+def _workers(server: ServedProcess) -> list[psutil.Process]:
+    arbiter = psutil.Process(server.process.pid)
+    return [p for p in arbiter.children() if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+
+
+def _clients_of(worker: psutil.Process, port: int) -> set[tuple[str, int]]:
+    """The client addresses of the connections `worker` holds on `port`."""
+    return {
+        tuple(c.raddr)
+        for c in worker.connections(kind="tcp")  # net_connections from psutil 6
+        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+    }
 
 
 @pytest.mark.slow
@@ -129,9 +124,9 @@ def test_each_worker_listens_and_serves_its_share(server: ServedProcess) -> None
     # The shared socket and one per worker; a worker listens on its own once it serves (the
     # server is ready as soon as one worker is).
     deadline = time.monotonic() + 60
-    while len(_tcp_sockets(server.port, "0A")) < 3 and time.monotonic() < deadline:
+    while _listeners(server.port) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(_tcp_sockets(server.port, "0A")) == 3
+    assert _listeners(server.port) == 3
     workers = _workers(server)
     assert len(workers) == 2
     clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(CONNECTIONS)]
@@ -140,8 +135,7 @@ def test_each_worker_listens_and_serves_its_share(server: ServedProcess) -> None
             client.sendall(b"GET /livez HTTP/1.1\r\nhost: test\r\n\r\n")
         for client in clients:
             assert client.recv(65536).startswith(b"HTTP/1.1 200")
-        established = set(_tcp_sockets(server.port, "01"))
-        held = [len(_socket_inodes(pid) & established) for pid in workers]
+        held = [len(_clients_of(worker, server.port)) for worker in workers]
     finally:
         for client in clients:
             client.close()

@@ -21,6 +21,7 @@ import uvloop
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from harness.rawhttp import post_request
 from service.http.writes import CoalescingTransport, coalescing
 from service.logs import skip_unwritten_access_lines
 
@@ -64,11 +65,8 @@ def _server() -> Iterator[int]:
         sock.close()
 
 
-def _request(path: str = "/classify", method: str = "POST") -> bytes:
-    return (
-        b"%s %s HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
-        b"content-length: 2\r\n\r\n{}" % (method.encode(), path.encode())
-    )
+def _post(path: str = "/classify") -> bytes:
+    return post_request(path, b"{}")
 
 
 def _expected_response(received: bytes) -> bool:
@@ -79,14 +77,14 @@ def _expected_response(received: bytes) -> bool:
 def test_each_response_arrives_in_one_piece() -> None:
     with _server() as port, socket.create_connection(("127.0.0.1", port)) as client:
         for _ in range(50):
-            client.sendall(_request())
+            client.sendall(_post())
             first_read = client.recv(65536)  # returns as soon as any byte has arrived
             assert _expected_response(first_read), first_read
 
 
 def test_pipelined_responses_come_whole_and_in_order() -> None:
     with _server() as port, socket.create_connection(("127.0.0.1", port)) as client:
-        client.sendall(_request("/a") + _request("/b") + _request("/c"))
+        client.sendall(_post("/a") + _post("/b") + _post("/c"))
         received = b""
         while received.count(BODY) < 3:
             chunk = client.recv(65536)
@@ -100,10 +98,10 @@ def test_pipelined_responses_come_whole_and_in_order() -> None:
 def test_head_and_streamed_answers_still_arrive() -> None:
     with _server() as port, socket.create_connection(("127.0.0.1", port)) as client:
         client.settimeout(5)
-        client.sendall(_request(method="HEAD"))
+        client.sendall(b"HEAD /classify HTTP/1.1\r\nhost: test\r\n\r\n")
         head = client.recv(65536)
         assert head.startswith(b"HTTP/1.1 200 OK") and head.endswith(b"\r\n\r\n")
-        client.sendall(_request("/stream"))
+        client.sendall(_post("/stream"))
         received = b""
         while not received.endswith(b"0\r\n\r\n"):
             chunk = client.recv(65536)
