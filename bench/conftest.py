@@ -59,3 +59,11 @@ def record_rate(benchmark: BenchmarkFixture, rows: int) -> None:
     benchmark.extra_info.update(
         rows=rows, rows_per_s=rows / stats.mean, rows_per_s_median=rows / stats.median
     )
+
+
+def pytest_benchmark_update_json(
+    config: pytest.Config, benchmarks: list[object], output_json: dict[str, object]
+) -> None:
+    """Keep the statistics, not each round's raw timing: the results folder stays small."""
+    for bench in output_json.get("benchmarks", []):  # type: ignore[attr-defined]
+        bench["stats"].pop("data", None)

@@ -217,9 +217,12 @@ def overload(server: ServedProcess, records: list[dict[str, Any]], workdir: Path
         "accept_queue_midway": not_accepted,
     }
     sample = result["probe"]
-    print(f"   overload, wrk flood: {wrk['rps']:,.0f} answers/s, non-2xx {wrk['non_2xx']:.0f}, "
-          f"p50 {wrk.get('p50_ms', 0):.0f} ms, p99 {wrk.get('p99_ms', 0):.0f} ms (all answers), "
-          f"socket errors {wrk['socket_errors']:.0f} (timeouts {wrk['timeouts']:.0f})", flush=True)
+    print(
+        f"   overload, wrk flood: {wrk['rps']:,.0f} answers/s, non-2xx {wrk['non_2xx']:.0f}, "
+        f"p50 {wrk.get('p50_ms', 0):.0f} ms, p99 {wrk.get('p99_ms', 0):.0f} ms (all answers), "
+        f"socket errors {wrk['socket_errors']:.0f} (timeouts {wrk['timeouts']:.0f})",
+        flush=True,
+    )
     print(f"   overload, probe: admitted {sample['admitted_share']:.0%} (p50 "
           f"{sample['admitted_p50_ms']:.0f}, p99 {sample['admitted_p99_ms']:.0f} ms), refusal p99 "
           f"{sample['refused_p99_ms']:.0f} ms, timeouts {sample['timeouts']}, socket errors "

@@ -137,10 +137,7 @@ def run_load(
     async def main() -> None:
         deadline = time.monotonic() + seconds
         await asyncio.gather(
-            *(
-                _client(port, request, deadline, check, out, timeout_s)
-                for _ in range(connections)
-            )
+            *(_client(port, request, deadline, check, out, timeout_s) for _ in range(connections))
         )
 
     uvloop.run(main())

@@ -24,7 +24,6 @@ def _number(low: float, high: float, description: str) -> Any:
     return Field(strict=True, allow_inf_nan=False, ge=low, le=high, description=description)
 
 
-
 APPLICANT_EXAMPLE: dict[str, Any] = {
     "seniority": 3,
     "home": "owner",

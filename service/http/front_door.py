@@ -147,6 +147,6 @@ class FrontDoor:
         finally:
             self.bulk_bytes_in_flight -= size
 
+
 def _content(answer: Answer) -> tuple[bytes, list[Header]]:
     return answer.body, [(b"content-type", answer.media_type.encode()), *answer.headers]
-

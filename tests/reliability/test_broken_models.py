@@ -94,7 +94,9 @@ def test_rollback_and_forward_again_by_configuration(
     time /info names the served model and every answer is that model's own prediction."""
     newer = run_export(seed=2)
     sample = records[:300]
-    expected = {summary.onnx_tag: reference_probabilities(summary, sample) for summary in (exported, newer)}
+    expected = {
+        summary.onnx_tag: reference_probabilities(summary, sample) for summary in (exported, newer)
+    }
     assert np.abs(expected[exported.onnx_tag] - expected[newer.onnx_tag]).max() > 1e-3
     steps = [
         ("latest (the newer export)", newer, {}),

@@ -121,10 +121,14 @@ def test_batch_overload_is_refused_quickly_and_recovers(
         return len(orjson.loads(answer)) == BATCH_SIZE
 
     quiet = _single_request_latency(overload_server, records[0])
-    capacity = run_load(overload_server.port, post_request("/classify_batch", body), 4, 3.0, complete)
+    capacity = run_load(
+        overload_server.port, post_request("/classify_batch", body), 4, 3.0, complete
+    )
     connections = 400
     with PeakRss(overload_server.process.pid) as rss:
-        load = run_load(overload_server.port, post_request("/classify_batch", body), connections, 10.0, complete)
+        load = run_load(
+            overload_server.port, post_request("/classify_batch", body), connections, 10.0, complete
+        )
     after = _single_request_latency(overload_server, records[0])
     print(_report("batch overload", (4, capacity), load, connections, rss) + f"; single-request median {quiet * 1e3:.1f} ms before, {after * 1e3:.1f} ms after")  # fmt: skip
     _assert_held(load, rss)
@@ -140,10 +144,14 @@ def test_bulk_flood_is_bounded_and_recovers(overload_server: ServedProcess, reco
     def complete(answer: bytes) -> bool:
         return len(orjson.loads(answer)["probability"]) == BULK_ROWS
 
-    capacity = run_load(overload_server.port, post_request("/classify_bulk", body), 2, 3.0, complete)
+    capacity = run_load(
+        overload_server.port, post_request("/classify_bulk", body), 2, 3.0, complete
+    )
     connections = 60
     with PeakRss(overload_server.process.pid) as rss:
-        load = run_load(overload_server.port, post_request("/classify_bulk", body), connections, 6.0, complete)
+        load = run_load(
+            overload_server.port, post_request("/classify_bulk", body), connections, 6.0, complete
+        )
     after = _single_request_latency(overload_server, records[0])
     print(_report("bulk flood", (2, capacity), load, connections, rss) + f"; single-request median after {after * 1e3:.1f} ms")  # fmt: skip
     _assert_held(load, rss)

@@ -20,4 +20,3 @@ def test_the_cap_holds_while_referenced_and_can_be_lifted() -> None:
     finally:
         cap.restore_original_limits()
     assert _blas_threads() == before
-

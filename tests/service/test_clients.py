@@ -65,7 +65,9 @@ def test_bentoml_async_client_calls_every_endpoint(
 
     single, batch, bulk, explained, explained_batch = asyncio.run(calls())
     assert single["probability"] == pytest.approx(expected_probability[2], abs=1e-6)
-    np.testing.assert_allclose([d["probability"] for d in batch], expected_probability[:20], atol=1e-6)
+    np.testing.assert_allclose(
+        [d["probability"] for d in batch], expected_probability[:20], atol=1e-6
+    )
     np.testing.assert_allclose(bulk["probability"], expected_probability[:20], atol=1e-6)
     assert explained["probability"] == pytest.approx(expected_probability[3], abs=1e-5)
     assert len(explained_batch) == 3
@@ -102,7 +104,9 @@ def test_tritonclient_infers_like_classify_bulk(
     result = client.infer("credit_risk", _triton_inputs(rows, binary), outputs=outputs)
     bulk = _bulk(server, rows)
     np.testing.assert_allclose(result.as_numpy("probability"), bulk["probability"], atol=1e-6)
-    assert [s.decode() if isinstance(s, bytes) else s for s in result.as_numpy("status")] == bulk["status"]
+    assert [s.decode() if isinstance(s, bytes) else s for s in result.as_numpy("status")] == bulk[
+        "status"
+    ]
     version = metadata["versions"][0]
     again = client.infer("credit_risk", _triton_inputs(rows[:3], binary), model_version=version)
     np.testing.assert_allclose(again.as_numpy("probability"), bulk["probability"][:3], atol=1e-6)
@@ -129,7 +133,9 @@ def test_kserve_client_infers_like_classify_bulk(server: ServedProcess, records)
             for name in FIELDS:
                 values = [record[name] for record in rows]
                 datatype = "BYTES" if name in CATEGORICAL_FIELDS else "FP64"
-                inputs.append(InferInput(name=name, shape=[len(values)], datatype=datatype, data=values))
+                inputs.append(
+                    InferInput(name=name, shape=[len(values)], datatype=datatype, data=values)
+                )
             request = InferRequest(model_name="credit_risk", infer_inputs=inputs)
             return ready, await client.infer(server.url, request, model_name="credit_risk")
         finally:

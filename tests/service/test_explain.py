@@ -28,9 +28,7 @@ def test_explanations_add_up_and_give_reasons_for_maybe_and_declined(
     server: ServedProcess, records, expected_probability
 ) -> None:
     picks = list(range(0, len(records), 23))
-    answer = httpx.post(
-        f"{server.url}/explain_batch", json=[records[i] for i in picks], timeout=60
-    )
+    answer = httpx.post(f"{server.url}/explain_batch", json=[records[i] for i in picks], timeout=60)
     assert answer.status_code == 200, answer.text
     explained = answer.json()
     statuses = {item["status"] for item in explained}

@@ -42,7 +42,9 @@ def test_classify_answers_like_the_engine(worker: Worker, records, expected_prob
     assert body["probability"] == pytest.approx(expected_probability[7], abs=1e-6)
     assert body["model"] == worker.scorer.model_tag
     batch = _call(door, "POST", "/classify_batch", json=records[:50]).json()
-    np.testing.assert_allclose([d["probability"] for d in batch], expected_probability[:50], atol=1e-6)
+    np.testing.assert_allclose(
+        [d["probability"] for d in batch], expected_probability[:50], atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -52,8 +52,17 @@ def test_document_states_our_info_and_every_refusal(
         assert "Retry-After" in operation["responses"]["503"]["headers"]
         assert operation["requestBody"]["content"]["application/json"].get("example"), path
     bulk = doc["paths"]["/classify_bulk"]["post"]
-    assert {"text/csv", "application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file"} <= set(bulk["requestBody"]["content"])
+    assert {
+        "text/csv",
+        "application/vnd.apache.arrow.stream",
+        "application/vnd.apache.arrow.file",
+    } <= set(bulk["requestBody"]["content"])
     assert "application/vnd.apache.arrow.stream" in bulk["responses"]["200"]["content"]
     assert [p["name"] for p in bulk["parameters"]] == ["reasons"]
-    assert doc["paths"]["/classify_batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]["maxItems"] == 1000
+    assert (
+        doc["paths"]["/classify_batch"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]["maxItems"]
+        == 1000
+    )
     assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
