@@ -13,7 +13,7 @@ SSL_KEY ?=
 SSL_ARGS := $(if $(SSL_CERT)$(SSL_KEY),--ssl-certfile "$(SSL_CERT)" --ssl-keyfile "$(SSL_KEY)")
 SERVE_ARGS ?=  # more `bentoml serve` options, e.g. --verbose
 
-.PHONY: install model serve ssl-options test lint bench bench-http clean
+.PHONY: install system-deps model serve ssl-options test lint bench bench-http clean
 
 install: $(STAMP)
 
@@ -38,7 +38,12 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The suite drives real HAProxy, Java (Spark), Chromium...: scripts/system-deps.sh lists them and
+# installs the missing ones when run as root (else it prints the one install command and stops).
+system-deps:
+	bash scripts/system-deps.sh
+
+test: system-deps lint
 	$(VENV)/bin/pytest
 
 bench: install
