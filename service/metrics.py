@@ -13,7 +13,7 @@ imported before that would count in a registry /metrics never reads.
 
 import asyncio
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,3 +191,77 @@ class ServingMetrics:
             self.queue_wait.observe(record.max_queue_wait_s)
             self.model_latency[engine, "batch"].observe(record.model_s)
         self.buffer.touch()
+
+
+@dataclass(frozen=True)
+class LoadReadings:
+    """Where a worker's load gauges read their values: each a cheap read of live state, taken
+    at every metrics flush (about once a second while requests arrive)."""
+
+    admission_lag_s: Callable[[], float]  # the event-loop lag overload control last measured
+    admitted_fraction: Callable[[], float]  # the share of new requests it admits (1: all)
+    queued_rows: Mapping[str, Callable[[], int]]  # rows waiting in each batcher, by its name
+    bulk_bytes_in_flight: Callable[[], int]
+
+
+class WorkerGauges:
+    """The worker's load and identity on /metrics: admission lag and admitted fraction (the
+    worst worker's), batcher queue depth and bulk bytes in flight (summed over workers), a
+    model-info gauge (1, its labels say what is served) and a counter of worker starts (a
+    restarted worker adds one: the counters of dead workers stay in the sum)."""
+
+    def __init__(
+        self, buffer: MetricsBuffer, readings: LoadReadings, info: Mapping[str, str]
+    ) -> None:
+        import prometheus_client as prom
+
+        self._readings = readings
+        self._lag = prom.Gauge(
+            "credit_risk_admission_lag_seconds",
+            "Event-loop lag last measured by overload control: the wait of a request before it "
+            "is read (highest among workers)",
+            multiprocess_mode="livemax",
+            registry=None,
+        )
+        self._admitted = prom.Gauge(
+            "credit_risk_admitted_fraction",
+            "Share of new requests overload control admits, 1 when it admits all (lowest "
+            "among workers)",
+            multiprocess_mode="livemin",
+            registry=None,
+        )
+        queued = prom.Gauge(
+            "credit_risk_batch_queue_rows",
+            "Rows waiting in the adaptive batcher's queue (summed over workers)",
+            ["queue"],
+            multiprocess_mode="livesum",
+            registry=None,
+        )
+        self._queued = {name: queued.labels(name) for name in readings.queued_rows}
+        self._bulk = prom.Gauge(
+            "credit_risk_bulk_bytes_in_flight",
+            "Bytes of bulk request bodies held (being read, parsed or scored), summed over workers",
+            multiprocess_mode="livesum",
+            registry=None,
+        )
+        model_info = prom.Gauge(
+            "credit_risk_model_info",
+            "The model a worker serves and how (always 1; the labels carry the facts)",
+            sorted(info),
+            multiprocess_mode="livemax",
+            registry=None,
+        )
+        model_info.labels(**info).set(1)
+        prom.Counter(
+            "credit_risk_worker_starts", "API worker processes started", registry=None
+        ).inc()
+        self.set()  # every series exists from the start, idle workers included
+        buffer.before_flush(self.set)
+
+    def set(self) -> None:
+        readings = self._readings
+        self._lag.set(readings.admission_lag_s())
+        self._admitted.set(readings.admitted_fraction())
+        for name, child in self._queued.items():
+            child.set(readings.queued_rows[name]())
+        self._bulk.set(readings.bulk_bytes_in_flight())

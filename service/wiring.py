@@ -32,7 +32,7 @@ from service.http.front_door import DoorLimits, FrontDoor
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
 from service.http.routes import RouteTable, scoring_routes
-from service.metrics import MetricsBuffer, ServingMetrics
+from service.metrics import LoadReadings, MetricsBuffer, ServingMetrics, WorkerGauges
 from service.monitoring import DecisionMonitor
 from service.openapi import DocumentFacts
 from service.scoring import CreditScorer, Explaining, Limits, RowPredictor
@@ -295,6 +295,7 @@ def open_front_door(
         enabled, namespace, buckets, labels = bentoml_metrics_config()
         if enabled:
             metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
+    WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
     saturated = worker.batcher.saturated if worker.batcher is not None else None
     v2 = OpenInferenceProtocol(worker.scorer, __version__)
     routes = scoring_routes(worker.scorer, worker.info(), saturated, lambda: door.ready, v2)
@@ -311,6 +312,29 @@ def open_front_door(
         docs = docs_routes(openapi.document(bentoml_openapi, facts))
         routes = RouteTable({**routes.routes, **docs}, routes.fallbacks)
     door.open(routes, metrics)
+
+
+def _load_readings(door: FrontDoor, worker: Worker) -> LoadReadings:
+    lag = door.admission.lag
+    batchers = {"score": worker.batcher, "explain": worker.explain_batcher}
+    return LoadReadings(
+        admission_lag_s=(lambda: lag.state.lag_s) if lag is not None else lambda: 0.0,
+        admitted_fraction=(lambda: lag.state.fraction) if lag is not None else lambda: 1.0,
+        queued_rows={
+            name: _queued_rows(batcher) for name, batcher in batchers.items() if batcher is not None
+        },
+        bulk_bytes_in_flight=lambda: door.bulk_bytes_in_flight,
+    )
+
+
+def _queued_rows(batcher: AdaptiveBatcher) -> Callable[[], int]:
+    return lambda: batcher.queued_rows
+
+
+def _model_info(worker: Worker) -> dict[str, str]:
+    info = worker.info()
+    facts = ("model", "native_model", "engine", "bulk_engine", "provider", "batching")
+    return {**{name: str(info[name]) for name in facts}, "version": __version__}
 
 
 def load_api_keys(settings: ServiceSettings) -> ApiKeys | None:
