@@ -8,6 +8,7 @@ needs=(
     "haproxy haproxy"                           # tests/deploy: the balancer of the rolling update
     "java openjdk-17-jre-headless"              # jobs/: Spark
     "chromium chromium"                         # tests/service/test_swagger_page.py
+    "pg_ctlcluster postgresql"                  # tests/records: a throwaway PostgreSQL cluster
 )
 missing=()
 for pair in "${needs[@]}"; do
