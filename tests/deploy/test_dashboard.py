@@ -99,13 +99,13 @@ class Load:
             thread.join()
 
 
-def _lanes(records: Sequence[dict[str, Any]]) -> list[Callable[[httpx.Client], httpx.Response]]:
+def _lanes(records: Sequence[dict[str, object]]) -> list[Callable[[httpx.Client], httpx.Response]]:
     """Single applicants (real rows: every status, real drift), batches, explanations, bulk
     column-wise bodies (two bulk bodies at once pass this server's 1 KiB bulk budget: 503),
     batches the 64-row queue cannot all hold (503), and bad requests (422)."""
     rows = iter(range(10**9))
 
-    def applicant() -> dict[str, Any]:
+    def applicant() -> dict[str, object]:
         return records[next(rows) % len(records)]
 
     def classify(client: httpx.Client) -> httpx.Response:
@@ -128,7 +128,8 @@ def _lanes(records: Sequence[dict[str, Any]]) -> list[Callable[[httpx.Client], h
         time.sleep(0.02)
         return client.post("/classify", json={**GOOD, "age": 12})
 
-    return [classify] * 6 + [batch] * 3 + [explain, explain_batch] + [bulk] * 4 + [bad]
+    lanes: list[Callable[[httpx.Client], httpx.Response]] = [classify] * 6 + [batch] * 3
+    return [*lanes, explain, explain_batch, *[bulk] * 4, bad]
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +155,7 @@ def _answered(prometheus: Prometheus, expr: str) -> bool:
 
 @pytest.mark.slow
 def test_every_dashboard_expression_returns_data_from_a_real_prometheus(
-    loaded_server: ServedProcess, records: list[dict[str, Any]], tmp_path: Path
+    loaded_server: ServedProcess, records: list[dict[str, object]], tmp_path: Path
 ) -> None:
     queries = {name: with_variables(expr) for name, expr in dashboard_queries().items()}
     rule_metrics = set(re.findall(r"\b(?:bentoml_service|credit_risk)_\w+", RULES.read_text()))
