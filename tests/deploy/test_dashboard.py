@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -128,8 +127,11 @@ def _lanes(records: Sequence[dict[str, object]]) -> list[Callable[[httpx.Client]
         time.sleep(0.02)
         return client.post("/classify", json={**GOOD, "age": 12})
 
-    lanes: list[Callable[[httpx.Client], httpx.Response]] = [classify] * 6 + [batch] * 3
-    return [*lanes, explain, explain_batch, *[bulk] * 4, bad]
+    lanes: list[Callable[[httpx.Client], httpx.Response]] = [explain, explain_batch, bad]
+    lanes += [classify] * 6
+    lanes += [batch] * 3
+    lanes += [bulk] * 4
+    return lanes
 
 
 @pytest.fixture(scope="module")
