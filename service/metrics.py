@@ -265,3 +265,60 @@ class WorkerGauges:
         for name, child in self._queued.items():
             child.set(readings.queued_rows[name]())
         self._bulk.set(readings.bulk_bytes_in_flight())
+
+
+@dataclass(frozen=True)
+class RecordReadings:
+    """Where the decision-record metrics read their values (service/records/): counts since
+    the worker started, and live state."""
+
+    written: Callable[[], int]  # records in the sink (replayed ones included)
+    spooled: Callable[[], int]  # records put in the spool while the sink was down
+    dropped: Callable[[], int]  # records lost by the drop policy
+    lag_s: Callable[[], float]  # age of the oldest record not yet in the sink or spool
+    spool_bytes: Callable[[], int]  # the spool's size (shared by the workers)
+
+
+class RecordMetrics:
+    """Decision records on /metrics: written, spooled and dropped counters (summed over
+    workers), the writer's lag (the worst worker's) and the spool's size. Set at every
+    metrics flush from the recorder's own counts (the writer thread never touches
+    prometheus_client)."""
+
+    def __init__(self, buffer: MetricsBuffer, readings: RecordReadings) -> None:
+        import prometheus_client as prom
+
+        self._readings = readings
+        # prometheus_client adds the _total suffix: credit_risk_decision_records_written_total
+        self._counters = [
+            (prom.Counter(f"credit_risk_decision_records_{name}", text, registry=None), read)
+            for name, text, read in (
+                ("written", "Decision records written to the sink", readings.written),
+                ("spooled", "Decision records spooled while the sink was down", readings.spooled),
+                ("dropped", "Decision records lost because the spool was full", readings.dropped),
+            )
+        ]
+        self._seen = [0] * len(self._counters)
+        self._lag = prom.Gauge(
+            "credit_risk_decision_log_lag_seconds",
+            "Age of the oldest decision record not yet written (highest among workers)",
+            multiprocess_mode="livemax",
+            registry=None,
+        )
+        self._spool = prom.Gauge(
+            "credit_risk_decision_spool_bytes",
+            "Bytes of decision records waiting in the spool",
+            multiprocess_mode="livemax",
+            registry=None,
+        )
+        self.set()
+        buffer.before_flush(self.set)
+
+    def set(self) -> None:
+        for i, (counter, read) in enumerate(self._counters):
+            value = read()
+            if value > self._seen[i]:
+                counter.inc(value - self._seen[i])
+                self._seen[i] = value
+        self._lag.set(self._readings.lag_s())
+        self._spool.set(self._readings.spool_bytes())

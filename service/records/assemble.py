@@ -1,0 +1,134 @@
+"""Enqueued decision batches -> one Arrow table of records, reason codes included.
+
+Runs on the writer thread, never on the request path. Batches of one row (the /classify
+route) are the common case, thousands a second: every column is gathered with one pass over
+the batches and converted to Arrow once, never one Arrow object per batch.
+"""
+
+from collections.abc import Callable, Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from features.schema import CATEGORICAL_FIELDS, FIELDS
+from service.records.schema import REASON_COLUMNS, SCHEMA, DecisionBatch
+
+# Encoded (rows, features) float32 matrix -> one object array per reason rank (None: no
+# reason), computed with the served model's explainer exactly as /explain ranks them.
+ReasonCodes = Callable[[npt.NDArray[np.float32]], list[npt.NDArray[np.object_]]]
+NEEDS_REASONS = ("MAYBE", "DECLINED")
+
+
+def explainer_reasons(explainer: Any, matrix_coder: Any, k: int) -> ReasonCodes:
+    """Reason codes from a runners.explainer.Explainer and a features.reasons
+    MatrixReasonCoder: the top `k` fields pushing toward default, largest first."""
+
+    def codes(features: npt.NDArray[np.float32]) -> list[npt.NDArray[np.object_]]:
+        contributions = explainer.contributions(features).contributions
+        ranked: list[npt.NDArray[np.object_]] = matrix_coder.reason_codes(
+            contributions, features, k
+        )
+        return ranked
+
+    return codes
+
+
+def assemble(batches: Sequence[DecisionBatch], reasons: ReasonCodes | None) -> pa.Table:
+    """One table (schema.SCHEMA) holding every row of `batches`, in order."""
+    counts = np.fromiter((len(b) for b in batches), dtype=np.int64, count=len(batches))
+    n = int(counts.sum())
+
+    def per_batch(values: list[Any]) -> npt.NDArray[Any]:
+        return np.repeat(np.array(values, dtype=object), counts)
+
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    row_index = (np.arange(n, dtype=np.int64) - starts).astype(np.int32)
+    micros = np.array([round(b.decided_at * 1_000_000) for b in batches], dtype=np.int64)
+    status = np.fromiter(chain.from_iterable(b.status for b in batches), dtype=object, count=n)
+    columns: dict[str, Any] = {
+        "request_id": per_batch([b.request_id for b in batches]),
+        "row_index": row_index,
+        "decided_at": pa.array(np.repeat(micros, counts), type=SCHEMA.field("decided_at").type),
+        "route": per_batch([b.route for b in batches]),
+        "client": per_batch([b.client for b in batches]),
+        "model": per_batch([b.model for b in batches]),
+        "probability": _concat([b.probability for b in batches], np.float32),
+        "status": status,
+    }
+    for field in FIELDS:
+        values = list(chain.from_iterable(_as_list(b.fields[field]) for b in batches))
+        if field in CATEGORICAL_FIELDS:
+            columns[field] = values
+        else:
+            columns[field] = np.asarray(values, dtype=np.float64)
+    columns.update(_reason_columns(batches, status, reasons, n))
+    columns.update(_challenger_columns(batches, counts, n))
+    return pa.Table.from_pydict(
+        {name: _arrow(columns[name], SCHEMA.field(name).type) for name in SCHEMA.names},
+        schema=SCHEMA,
+    )
+
+
+def _arrow(values: Any, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values if values.type == kind else values.cast(kind)
+    return pa.array(values, type=kind)
+
+
+def _as_list(values: Sequence[Any] | npt.NDArray[Any]) -> Sequence[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else values
+
+
+def _concat(arrays: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
+    if not arrays:
+        return np.empty(0, dtype=dtype)
+    return np.concatenate(arrays).astype(dtype, copy=False)
+
+
+def _reason_columns(
+    batches: Sequence[DecisionBatch],
+    status: npt.NDArray[np.object_],
+    reasons: ReasonCodes | None,
+    n: int,
+) -> dict[str, npt.NDArray[np.object_]]:
+    columns = {name: np.full(n, None, dtype=object) for name in REASON_COLUMNS}
+    explained = np.isin(status, NEEDS_REASONS)
+    if reasons is None or not explained.any():
+        return columns
+    features = np.concatenate([b.features for b in batches]).astype(np.float32, copy=False)
+    ranked = reasons(np.ascontiguousarray(features[explained]))
+    for name, codes in zip(REASON_COLUMNS, ranked, strict=False):
+        columns[name][explained] = codes
+    return columns
+
+
+def _challenger_columns(
+    batches: Sequence[DecisionBatch], counts: npt.NDArray[np.int64], n: int
+) -> dict[str, Any]:
+    if all(b.challenger is None for b in batches):
+        return {
+            "challenger_model": np.full(n, None, dtype=object),
+            "challenger_probability": pa.nulls(n, pa.float32()),
+            "challenger_status": np.full(n, None, dtype=object),
+        }
+    models: list[Any] = []
+    probabilities: list[Any] = []
+    statuses: list[Any] = []
+    for batch, count in zip(batches, counts.tolist(), strict=True):
+        challenger = batch.challenger
+        if challenger is None:
+            models.extend([None] * count)
+            probabilities.extend([None] * count)
+            statuses.extend([None] * count)
+        else:
+            models.extend([challenger.model] * count)
+            probabilities.extend(challenger.probability.tolist())
+            statuses.extend(challenger.status)
+    return {
+        "challenger_model": models,
+        "challenger_probability": probabilities,
+        "challenger_status": statuses,
+    }
