@@ -152,6 +152,60 @@ class ServiceSettings(BaseSettings):
         "defaults (700, 10, 10) collect so often under load that the pauses dominate p99.",
     )
     access_log: bool = Field(False, description="Per-request access log lines (costs ~10%).")
+    # Decision records (issue 25, service/records/): one row per scored applicant.
+    decision_log: str = Field(
+        "",
+        description="Where decision records go: empty = off; a directory = Parquet files "
+        "(created 0700, files 0600; one dataset for pyarrow.dataset or DuckDB); "
+        "`postgresql://...` = a PostgreSQL database (table credit_risk_decisions, created when "
+        "missing).",
+    )
+    decision_log_retention_days: float = Field(
+        0,
+        ge=0,
+        description="Records decided longer ago than this are deleted (files whose newest "
+        "record is older, or rows), checked hourly; 0 keeps them forever.",
+    )
+    decision_log_spool_dir: Path | None = Field(
+        None,
+        description="Where records wait while the sink is down (Arrow files, replayed when it "
+        "is back); default: `_spool` inside a Parquet directory, or "
+        "`~/.local/state/credit-risk/decision-spool` for PostgreSQL.",
+    )
+    decision_log_spool_max_bytes: int = Field(
+        1024**3, ge=1024, description="Bound of the spool (all workers' files together)."
+    )
+    decision_log_spool_full: Literal["refuse", "drop"] = Field(
+        "refuse",
+        description="When the spool (or the in-memory queue) is full: refuse = scoring routes "
+        "answer 503 with Retry-After until records can be kept again (no decision without its "
+        "record); drop = keep answering and count the records lost "
+        "(credit_risk_decision_records_dropped_total).",
+    )
+    decision_log_flush_interval_s: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="How often the writer thread writes queued records: a record reaches the "
+        "sink (or the spool) within this plus the write; a kill -9 loses at most this much.",
+    )
+    decision_log_max_pending_rows: int = Field(
+        200_000,
+        ge=1,
+        description="Records a worker holds in memory waiting for the writer (the spool-full "
+        "policy applies beyond it).",
+    )
+    decision_log_rotate_bytes: int = Field(
+        64 * 1024**2,
+        ge=1024,
+        description="Parquet sink: a worker's journal becomes a Parquet file at this size...",
+    )
+    decision_log_rotate_s: float = Field(
+        60.0,
+        gt=0,
+        description="... or at this age. The Parquet dataset has a record within this long; "
+        "the lookup command reads the journals too, so it finds a record within a flush.",
+    )
     # Who may call (issue 14); off when no key file is set (a developer's machine).
     api_keys_file: Path | None = Field(
         None,
