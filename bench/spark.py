@@ -35,10 +35,10 @@ import pyarrow.dataset as pads
 from bench.machine import describe
 from bench.spark_data import make_lake
 from bench.spark_noop import noop_pass
+from features.columns import category_codes, from_arrow
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
 from features.validation import find_invalid_rows
 from harness.process import PROJECT_ROOT, served
-from jobs.columns import category_codes, numeric_values, raw_cells
 from jobs.engine import ModelBundle
 from jobs.scoring import BatchScorer
 from service.arrow_io import table_as_ipc
@@ -120,11 +120,7 @@ def _valid_columns(lake: Path, rows: int) -> pa.Table:
     """The first `rows` applicants of the lake that pass validation, the 13 form fields only."""
     table = pads.dataset(lake).head(rows, columns=list(FIELDS)).combine_chunks()
     batch = table.to_batches()[0]
-    invalid = find_invalid_rows(
-        {name: numeric_values(batch.column(name)) for name in NUMERIC_FIELDS},
-        {name: category_codes(name, batch.column(name)).codes for name in CATEGORICAL_FIELDS},
-        lambda name, at: raw_cells(batch.column(name), at),
-    )
+    invalid = find_invalid_rows(from_arrow(batch))
     return table.filter(pa.array(~invalid.mask))
 
 

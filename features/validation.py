@@ -1,26 +1,26 @@
-"""Row-by-row verdicts on column-wise applicants, computed one column at a time.
+"""The form's rules, checked one column at a time, with two ways of reporting what breaks them.
 
 The rules are the form's (features.schema): a number must be finite and within its field's
 NUMERIC_BOUNDS, both ends allowed; a category must be one of the field's names; an empty cell
-(null) is refused. Columnar readers hand the values over already typed: numeric fields as
-float64 arrays (NaN where a cell is null or is no number), categorical fields as positions in
-`categories(field)` (-1 for anything else, null included). Each check is an array operation;
-only the invalid rows get a message, naming the first failing field in form order, e.g.
-`age: must be a number from 18 to 120; got 12`.
+(null) is refused. The columns come from the one reader (features.columns). Each check is an
+array operation; only invalid cells get a message:
+
+- `find_invalid_rows`, a verdict per row (the Spark job's rejects, per-row bulk answers): each
+  invalid row's first failing field in form order and its rule,
+  `age: must be a number from 18 to 120; got 12`;
+- `first_problems`, for refusing a whole request: each failing field's first invalid row,
+  `Problem("age", 3, "must be a number from 18 to 120; got 12")`.
+
+Both word a cell alike, so a refusal and a per-row verdict on the same cell say the same thing.
 """
 
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from features.columns import ApplicantColumns, shown
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_BOUNDS, NUMERIC_FIELDS, categories
-
-# The raw cells of `field` at the given rows, as the input had them (None for an empty cell):
-# the text that could not be read as a number, the unknown category's name...
-RawValues = Callable[[str, npt.NDArray[np.intp]], Sequence[object]]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,19 @@ class InvalidRows:
         return len(self.rows)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """The first invalid cell of a field: its row and what is wrong with it."""
+
+    field: str
+    row: int
+    message: str  # the rule and the cell, without the field: `missing value`, `must be ...`
+
+    @property
+    def location(self) -> str:
+        return f"{self.field}[{self.row}]"
+
+
 def numeric_rule(field: str) -> str:
     low, high, _ = NUMERIC_BOUNDS[field]
     return f"must be a number from {low:g} to {high:g}"
@@ -44,60 +57,60 @@ def category_rule(field: str) -> str:
     return f"must be one of {', '.join(categories(field))}"
 
 
+def rule(field: str) -> str:
+    return numeric_rule(field) if field in NUMERIC_BOUNDS else category_rule(field)
+
+
 def numeric_violations(field: str, values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
     """True where a value is outside the field's bounds; NaN and infinities are outside too."""
     low, high, _ = NUMERIC_BOUNDS[field]
     return ~((values >= low) & (values <= high))
 
 
-def category_violations(codes: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.bool_]:
-    """True where a cell is none of the field's categories (an empty cell included)."""
-    return np.asarray(codes < 0)
+def violations(columns: ApplicantColumns, field: str) -> npt.NDArray[np.bool_]:
+    """True for each row whose `field` breaks its rule."""
+    if field in NUMERIC_BOUNDS:
+        return numeric_violations(field, columns.numeric[field])
+    return np.asarray(columns.codes[field].codes < 0)
 
 
-def find_invalid_rows(
-    numeric: Mapping[str, npt.NDArray[np.float64]],
-    codes: Mapping[str, npt.NDArray[np.integer[Any]]],
-    raw_values: RawValues,
-) -> InvalidRows:
+def cell_message(field: str, value: object) -> str:
+    """What is wrong with `value` in `field` (known to break the rule), without the field."""
+    if value is None:
+        return "missing value"
+    return f"{rule(field)}; got {shown(value)}"
+
+
+def find_invalid_rows(columns: ApplicantColumns) -> InvalidRows:
     """Every row that breaks a rule, and why: the first failing field of the row in form order
-    (FIELDS) and its rule. `numeric` holds every numeric field, `codes` every categorical one,
-    all equally long; `raw_values` is called once per failing field with its failing rows."""
-    n_rows = len(numeric[NUMERIC_FIELDS[0]])
+    (FIELDS) and its rule."""
     # Position in FIELDS of each row's first failing field; len(FIELDS) while none failed.
-    first = np.full(n_rows, len(FIELDS), dtype=np.intp)
+    first = np.full(columns.n_rows, len(FIELDS), dtype=np.intp)
     for position in reversed(range(len(FIELDS))):  # last to first: the earliest field wins
-        field = FIELDS[position]
-        if field in NUMERIC_BOUNDS:
-            bad = numeric_violations(field, numeric[field])
-        else:
-            bad = category_violations(codes[field])
-        first[bad] = position
+        bad = violations(columns, FIELDS[position])
+        if bad.any():
+            first[bad] = position
     mask = first < len(FIELDS)
     rows = np.flatnonzero(mask)
     errors = np.empty(len(rows), dtype=object)
     for position in np.unique(first[rows]).tolist():
         field = FIELDS[position]
         at = np.flatnonzero(first[rows] == position)
-        rule = numeric_rule(field) if field in NUMERIC_BOUNDS else category_rule(field)
-        errors[at] = [_message(field, rule, value) for value in raw_values(field, rows[at])]
+        cells = columns.cells(field, rows[at])
+        errors[at] = [f"{field}: {cell_message(field, value)}" for value in cells]
     return InvalidRows(mask=mask, rows=rows, errors=errors.tolist())
 
 
-def _message(field: str, rule: str, value: object) -> str:
-    if value is None:
-        return f"{field}: missing value"
-    return f"{field}: {rule}; got {_shown(value)}"
-
-
-def _shown(value: object) -> str:
-    """A cell as the message shows it: text quoted, whole numbers without a trailing .0."""
-    if isinstance(value, float | np.floating):
-        number = float(value)
-        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
-    if isinstance(value, np.integer):
-        return str(int(value))
-    return repr(value)
+def first_problems(columns: ApplicantColumns) -> list[Problem]:
+    """The first invalid row of each field that has one, in form order; empty when all pass."""
+    problems = []
+    for field in FIELDS:
+        bad = violations(columns, field)
+        if bad.any():
+            row = int(np.argmax(bad))
+            (value,) = columns.cells(field, np.array([row], dtype=np.intp))
+            problems.append(Problem(field, row, cell_message(field, value)))
+    return problems
 
 
 assert set(FIELDS) == set(NUMERIC_FIELDS) | set(CATEGORICAL_FIELDS)

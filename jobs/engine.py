@@ -3,13 +3,18 @@
 The driver reads the ONNX file, the native booster and their metadata from the BentoML store by
 tag (`ModelBundle.read`); Spark broadcasts the bundle, so executors never need a model store.
 An executor's Python worker builds the engines from it once (jobs.task keeps them per worker).
+
+The scoring settings are the server's (service.settings, `CREDIT_RISK_*`: the decision
+thresholds and the bulk engine routing), read on the driver and carried in the bundle, so the
+job decides as a server started in the same environment does.
 """
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from features.distributions import METADATA_KEY, from_metadata, medians
 from features.reasons import MatrixReasonCoder, ReasonCoder
+from features.thresholds import Thresholds
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from runners.model_store import (
@@ -21,12 +26,24 @@ from runners.model_store import (
 )
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
+from service.settings import ServiceSettings, get_settings
 
-# As on the server (CREDIT_RISK_BULK_XGBOOST_MIN_ROWS, CREDIT_RISK_BULK_CHUNK_ROWS): chunks
-# below 256 rows go to ONNX Runtime, larger ones to native XGBoost.
-XGBOOST_MIN_ROWS = 256
-CHUNK_ROWS = 65_536
-DEFAULT_THRESHOLDS = {"maybe": 0.3, "declined": 0.5}
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """The server's settings that decide a row's answer, as the driver read them."""
+
+    thresholds: Thresholds
+    xgboost_min_rows: int  # chunks from this many rows go to native XGBoost, smaller to ONNX
+    chunk_rows: int  # bulk input runs in chunks of this
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> "ScoringSettings":
+        return cls(
+            thresholds=Thresholds(settings.maybe_threshold, settings.declined_threshold),
+            xgboost_min_rows=settings.bulk_xgboost_min_rows,
+            chunk_rows=settings.bulk_chunk_rows,
+        )
 
 
 @dataclass(frozen=True)
@@ -37,27 +54,25 @@ class ModelBundle:
     onnx_bytes: bytes
     native: StoredModel
     native_raw: bytes
+    scoring: ScoringSettings
 
     @classmethod
-    def read(cls, onnx_tag: str) -> "ModelBundle":
-        """From the model store (driver side); raises ModelLoadError naming the tag."""
+    def read(cls, onnx_tag: str, settings: ServiceSettings | None = None) -> "ModelBundle":
+        """From the model store (driver side), with the scoring settings of `settings` (the
+        environment's by default); raises ModelLoadError naming the tag."""
         onnx = get_stored_model(onnx_tag)
         native, raw = booster_raw(str(onnx.metadata["native_tag"]))
         onnx_bytes = onnx_file(onnx).read_bytes()
-        return cls(onnx=onnx, onnx_bytes=onnx_bytes, native=native, native_raw=raw)
+        scoring = ScoringSettings.of(settings or get_settings())
+        return cls(onnx=onnx, onnx_bytes=onnx_bytes, native=native, native_raw=raw, scoring=scoring)
 
     @property
     def tag(self) -> str:
         return self.onnx.tag
 
     @property
-    def thresholds(self) -> tuple[float, float]:
-        """(maybe, declined) as the export recorded them; the server's defaults otherwise."""
-        recorded: dict[str, Any] = {
-            **DEFAULT_THRESHOLDS,
-            **self.onnx.metadata.get("thresholds", {}),
-        }
-        return float(recorded["maybe"]), float(recorded["declined"])
+    def thresholds(self) -> Thresholds:
+        return self.scoring.thresholds
 
     def explaining(self) -> tuple[Explainer, MatrixReasonCoder]:
         """The native twin's explainer and the reason coder (training medians stored with the
@@ -78,8 +93,8 @@ class ModelBundle:
         return ChunkedPredictor(
             small=OnnxRunner.from_bytes(self.onnx, self.onnx_bytes, threads=1),
             large=XgboostRunner.from_bytes(self.native, self.native_raw, threads=1),
-            large_min_rows=XGBOOST_MIN_ROWS,
-            chunk_rows=CHUNK_ROWS,
+            large_min_rows=self.scoring.xgboost_min_rows,
+            chunk_rows=self.scoring.chunk_rows,
         )
 
 

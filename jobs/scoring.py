@@ -1,9 +1,10 @@
 """One Arrow record batch in, its decisions and its rejects out: what each Spark task runs.
 
-Everything is column-wise: validation (features.validation), encoding (FeatureEncoder on
-category codes) and the engines (ONNX Runtime below 256 rows, native XGBoost from 256, as the
-server routes bulk chunks) see whole arrays; Python touches single values only to word the
-error of an invalid row.
+Everything is column-wise, through the same parts as the server's bulk routes: the column reader
+(features.columns), the checks (features.validation), encoding (FeatureEncoder on category
+codes), the thresholds (features.thresholds) and the engines, routed by chunk size with the
+server's settings (jobs.engine); Python touches single values only to word the error of an
+invalid row.
 """
 
 from dataclasses import dataclass
@@ -12,17 +13,16 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from features.encoder import CategoryCodes, FeatureEncoder
+from features.columns import from_arrow
+from features.encoder import FeatureEncoder
 from features.reasons import MatrixReasonCoder
-from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS
+from features.thresholds import STATUSES, Thresholds
 from features.validation import find_invalid_rows
-from jobs.columns import category_codes, numeric_values, shown_cells
 from jobs.engine import ModelBundle
 from runners.base import FeatureMatrix, Probabilities
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 
-STATUSES = ("APPROVED", "MAYBE", "DECLINED")
 # Columns the job adds: to each scored row, and to each rejected row.
 DECISION_FIELDS = (
     pa.field("probability", pa.float32()),
@@ -60,41 +60,34 @@ class BatchScorer:
     tag: str
     encoder: FeatureEncoder
     predictor: ChunkedPredictor
-    maybe: float  # p above this is at least MAYBE
-    declined: float  # p above this is DECLINED
+    thresholds: Thresholds
     reasons: int = 0  # reason-code columns to add
     explainer: Explainer | None = None  # with reasons: the native twin's TreeSHAP
     reason_coder: MatrixReasonCoder | None = None
 
     @classmethod
     def from_bundle(cls, bundle: ModelBundle, reasons: int = 0) -> "BatchScorer":
-        maybe, declined = bundle.thresholds
         explainer, coder = bundle.explaining() if reasons else (None, None)
         return cls(
             tag=bundle.tag,
             encoder=FeatureEncoder(bundle.onnx.feature_names),
             predictor=bundle.predictor(),
-            maybe=maybe,
-            declined=declined,
+            thresholds=bundle.thresholds,
             reasons=reasons,
             explainer=explainer,
             reason_coder=coder,
         )
 
     def score(self, batch: pa.RecordBatch) -> ScoredBatch:
-        numeric = {name: numeric_values(batch.column(name)) for name in NUMERIC_FIELDS}
-        codes = {name: category_codes(name, batch.column(name)) for name in CATEGORICAL_FIELDS}
-        invalid = find_invalid_rows(
-            numeric,
-            {name: column.codes for name, column in codes.items()},
-            lambda name, rows: shown_cells(batch.column(name), rows, numeric.get(name)),
-        )
+        # Numeric fields may be text (CSV is read as text); the driver checked the schema.
+        read = from_arrow(batch, text_numbers=True)
+        invalid = find_invalid_rows(read)
         valid = batch
-        columns: dict[str, npt.NDArray[np.float64] | CategoryCodes] = {**numeric, **codes}
+        columns = read.for_encoder()
         if len(invalid):
             keep = ~invalid.mask
             valid = batch.filter(pa.array(keep))
-            columns = {name: _rows(column, keep) for name, column in columns.items()}
+            columns = read.rows(keep)
         features = self.encoder.encode_columns(columns)
         decisions = self.decisions(features, self.predict(features))
         scored = pa.RecordBatch.from_arrays(
@@ -114,8 +107,8 @@ class BatchScorer:
 
     def decisions(self, features: FeatureMatrix, probabilities: Probabilities) -> list[pa.Array]:
         """The added columns for the scored rows: DECISION_FIELDS, then the reason codes."""
-        levels = (probabilities > self.maybe).astype(np.int8) + (probabilities > self.declined)
-        status = pa.DictionaryArray.from_arrays(pa.array(levels), pa.array(STATUSES))
+        levels = self.thresholds.levels(probabilities)
+        status = pa.DictionaryArray.from_arrays(pa.array(levels), pa.array(STATUSES.tolist()))
         return [
             pa.array(probabilities, type=pa.float32()),
             status.cast(pa.string()),
@@ -137,11 +130,3 @@ class BatchScorer:
             codes[approved] = None
             columns.append(pa.array(codes, pa.string()))
         return columns
-
-
-def _rows(
-    column: npt.NDArray[np.float64] | CategoryCodes, keep: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.float64] | CategoryCodes:
-    if isinstance(column, CategoryCodes):
-        return CategoryCodes(column.codes[keep], column.categories)
-    return column[keep]

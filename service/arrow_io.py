@@ -9,17 +9,16 @@ stream too (probability float32, status dictionary-encoded; the model tag in the
 metadata): ~0.5 MB for 100k rows instead of ~3 MB of JSON, and nothing to parse.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from features.schema import categories
+from features.columns import ApplicantColumns, InputSchemaError, from_arrow
+from features.thresholds import ROW_STATUSES
 from runners.base import Probabilities
-from service.column_checks import BulkColumns, Problem, checked_columns, not_a_number
-from service.decisions import STATUSES
+from service.column_checks import check_header, check_row_count, schema_refusal
 from service.errors import RequestError
 
 
@@ -34,35 +33,16 @@ def read_arrow_table(body: bytes, file_format: bool) -> pa.Table:
         raise RequestError(400, f"body: not a readable Arrow IPC {kind} ({error})") from error
 
 
-def _cell_reader(column: pa.ChunkedArray) -> Callable[[int], object]:
-    return lambda row: column[row].as_py()
-
-
-def parse_applicant_arrow(body: bytes, file_format: bool, max_rows: int) -> BulkColumns:
-    """Columns by field name (numeric as float64, categorical as codes), validated."""
+def parse_applicant_arrow(body: bytes, file_format: bool, max_rows: int) -> ApplicantColumns:
+    """The form fields of an Arrow body, read (not yet checked against the rules): the header,
+    the row count and each column's type are checked here."""
     table = read_arrow_table(body, file_format)
-
-    def numeric(name: str) -> npt.NDArray[np.float64] | Problem:
-        column = table.column(name)
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-            return not_a_number(name, 0, f"a column of type {column.type}")
-        # A null cell becomes NaN, which the bounds check names.
-        return column.to_numpy().astype(np.float64, copy=False)
-
-    def codes(name: str) -> tuple[npt.NDArray[np.integer], Callable[[int], object]] | Problem:
-        column = table.column(name)
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            return {
-                "location": f"{name}[0]",
-                "message": f"Input should be a string column; got type {column.type}",
-            }
-        allowed = pa.array(categories(name), type=column.type)
-        found = pc.fill_null(pc.index_in(column, value_set=allowed), -1).to_numpy()
-        return found, _cell_reader(column)
-
-    return checked_columns(table.column_names, table.num_rows, max_rows, numeric, codes)
+    check_header(table.column_names)
+    check_row_count(table.num_rows, max_rows)
+    try:
+        return from_arrow(table)
+    except InputSchemaError as error:
+        raise schema_refusal(error) from error
 
 
 def table_as_ipc(table: pa.Table, file_format: bool = False) -> bytes:
@@ -78,15 +58,20 @@ def decisions_as_arrow(
     model_tag: str,
     probabilities: Probabilities,
     levels: npt.NDArray[np.int8],
-    extra: Mapping[str, npt.NDArray[np.object_]] | None = None,
+    extra: Mapping[str, npt.NDArray[np.object_] | list[str | None]] | None = None,
+    invalid: npt.NDArray[np.bool_] | None = None,
 ) -> bytes:
-    """An Arrow IPC stream: `probability` (float32) and `status` (dictionary of the three
-    statuses, indexed by `levels`), row i for applicant i, then `extra` string columns
-    (dictionary-encoded; None is null)."""
+    """An Arrow IPC stream: `probability` (float32) and `status` (dictionary of the statuses,
+    indexed by `levels`), row i for applicant i, then `extra` string columns (None is null).
+    `invalid` (per-row verdicts) marks the rows that were not scored: null probability."""
     status = pa.DictionaryArray.from_arrays(
-        pa.array(levels, type=pa.int8()), pa.array(STATUSES.tolist(), type=pa.string())
+        pa.array(levels, type=pa.int8()), pa.array(ROW_STATUSES, type=pa.string())
     )
-    columns = {"probability": pa.array(probabilities, type=pa.float32()), "status": status}
+    mask = None if invalid is None else np.asarray(invalid, dtype=np.bool_)
+    columns = {
+        "probability": pa.array(probabilities, type=pa.float32(), mask=mask),
+        "status": status,
+    }
     for name, values in (extra or {}).items():
         columns[name] = pa.array(values, type=pa.string()).dictionary_encode()
     table = pa.table(columns, metadata={"model": model_tag})

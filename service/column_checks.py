@@ -1,58 +1,21 @@
-"""Vectorised checks for column-wise bulk uploads (CSV, Arrow), with the same bounds as
-`Applicant`: each column is checked as one array, and the first bad row of each bad column is
-named (`field[row]`), as the JSON bulk route names it."""
+"""What the request path adds to the shared column checks (features.validation): the header and
+row-count checks of a bulk body, and the two ways an invalid cell is answered over HTTP.
 
-from collections.abc import Callable, Iterable
+By default a bulk request with an invalid cell is refused whole: 422 listing each bad field's
+first bad row (`age[3]: must be a number from 18 to 120; got 12`). With per-row verdicts the
+valid rows are scored and each invalid row gets status INVALID and the Spark job's error text
+(`age: must be a number from 18 to 120; got 12`).
+"""
 
-import numpy as np
-import numpy.typing as npt
+from collections.abc import Iterable
 
-from features.encoder import CategoryCodes
-from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_BOUNDS, NUMERIC_FIELDS, categories
+from features.columns import ApplicantColumns, InputSchemaError
+from features.schema import FIELDS
+from features.validation import InvalidRows, find_invalid_rows, first_problems
 from service.errors import MAX_DETAILS, RequestError, too_large
 
-Problem = dict[str, str]
-# Checked columns by field name: numeric ones as float64 arrays, categorical ones as codes.
-BulkColumns = dict[str, npt.NDArray[np.float64] | CategoryCodes]
-# Per body format: a numeric field's values as float64 (NaN where missing), or why it has none.
-NumericReader = Callable[[str], npt.NDArray[np.float64] | Problem]
-# Per body format: a categorical field's codes (-1 outside its categories) and a reader of the
-# raw value in a row (for the error message), or why it has none.
-CodesReader = Callable[[str], tuple[npt.NDArray[np.integer], Callable[[int], object]] | Problem]
 
-
-def checked_columns(
-    header: Iterable[str],
-    n_rows: int,
-    max_rows: int,
-    numeric: NumericReader,
-    codes: CodesReader,
-) -> BulkColumns:
-    """Every field's column, checked: 422 listing every bad column (its first bad row named),
-    413 over the row limit."""
-    _check_header(header)
-    _check_row_count(n_rows, max_rows)
-    problems: list[Problem | None] = []
-    columns: BulkColumns = {}
-    for name in NUMERIC_FIELDS:
-        values = numeric(name)
-        if isinstance(values, dict):
-            problems.append(values)
-            continue
-        problems.append(_numeric_problem(name, values))
-        columns[name] = values
-    for name in CATEGORICAL_FIELDS:
-        read = codes(name)
-        if isinstance(read, dict):
-            problems.append(read)
-            continue
-        columns[name], problem = _category_codes(name, *read)
-        problems.append(problem)
-    _raise_problems(problems)
-    return columns
-
-
-def _check_header(header: Iterable[str]) -> None:
+def check_header(header: Iterable[str]) -> None:
     """Every field exactly once, nothing else."""
     names = list(header)
     details = [
@@ -72,50 +35,36 @@ def _check_header(header: Iterable[str]) -> None:
         )
 
 
-def _check_row_count(n_rows: int, max_rows: int) -> None:
+def check_row_count(n_rows: int, max_rows: int, what: str = "bulk input") -> None:
     if n_rows == 0:
         raise RequestError(422, "body: no rows")
     if n_rows > max_rows:
-        raise too_large("bulk input", n_rows, max_rows, "rows")
+        raise too_large(what, n_rows, max_rows, "rows")
 
 
-def not_a_number(name: str, row: int, got: object) -> Problem:
-    return {"location": f"{name}[{row}]", "message": f"Input should be a number; got {got!r}"}
+def schema_refusal(error: InputSchemaError) -> RequestError:
+    """A column whose type no value could pass (a numeric field sent as booleans): the whole
+    request is refused, per-row verdicts or not, as the Spark job refuses such an input."""
+    field, _, message = str(error).partition(": ")
+    return RequestError(422, str(error), [{"location": field, "message": message}])
 
 
-def _numeric_problem(name: str, values: npt.NDArray[np.float64]) -> Problem | None:
-    """The first value outside the field's bounds; NaN (a missing cell) is outside too."""
-    low, high, _ = NUMERIC_BOUNDS[name]
-    bad = ~((values >= low) & (values <= high))
-    if not bad.any():
+def refuse_invalid(columns: ApplicantColumns) -> None:
+    """422 naming each bad field's first bad row (`income[1200]`), unless every cell passes."""
+    problems = first_problems(columns)
+    if not problems:
+        return
+    details = [{"location": p.location, "message": p.message} for p in problems]
+    first = details[0]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    raise RequestError(422, f"{first['location']}: {first['message']}{more}", details[:MAX_DETAILS])
+
+
+def verdicts(columns: ApplicantColumns, per_row: bool) -> InvalidRows | None:
+    """Per-row verdicts (None when every row passes), or, without `per_row`, a 422 for any
+    invalid cell."""
+    if not per_row:
+        refuse_invalid(columns)
         return None
-    row = int(np.argmax(bad))
-    return {
-        "location": f"{name}[{row}]",
-        "message": f"Input should be a finite number from {low:g} to {high:g}; got {values[row]!r}",
-    }
-
-
-def _category_codes(
-    name: str, codes: npt.NDArray[np.integer], value_at: Callable[[int], object]
-) -> tuple[CategoryCodes, Problem | None]:
-    """Codes into the field's categories (-1 marks a value outside them: the first is named)."""
-    allowed = categories(name)
-    column = CategoryCodes(codes, allowed)
-    bad = codes < 0
-    if not bad.any():
-        return column, None
-    row = int(np.argmax(bad))
-    return column, {
-        "location": f"{name}[{row}]",
-        "message": f"Input should be one of {', '.join(allowed)}; got {value_at(row)!r}",
-    }
-
-
-def _raise_problems(problems: list[Problem | None]) -> None:
-    details = [p for p in problems if p is not None]
-    if details:
-        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-        raise RequestError(
-            422, f"{details[0]['location']}: {details[0]['message']}{more}", details[:MAX_DETAILS]
-        )
+    invalid = find_invalid_rows(columns)
+    return invalid if len(invalid) else None

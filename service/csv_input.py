@@ -1,42 +1,48 @@
-"""CSV bulk upload: pandas' C parser, then the shared vectorised column checks.
+"""CSV bulk upload: Arrow's CSV reader, then the one column reader (features.columns), so a CSV
+body is read as the Spark job reads a CSV lake.
 
-Row-by-row Pydantic validation would cost more than the model; categorical columns become
-category codes (pandas' Categorical), so encoding does no per-cell string lookups.
+Numeric fields are parsed as float64 in C++; only when a cell is no number is the body read again
+with the numeric fields as text, which the column reader parses cell by cell (the text that is no
+number is then quoted in its error). An empty numeric cell is a missing value; categorical cells
+are text as written ("" is no category).
 """
 
-import io
-from collections.abc import Callable
+import pyarrow as pa
+import pyarrow.csv as pcsv
 
-import numpy as np
-import pandas as pd
-
-from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS, categories
-from service.column_checks import BulkColumns, Problem, checked_columns, not_a_number
+from features.columns import ApplicantColumns, InputSchemaError, from_arrow
+from features.schema import CATEGORICAL_FIELDS, NUMERIC_FIELDS
+from service.column_checks import check_header, check_row_count, schema_refusal
 from service.errors import RequestError
 
 
-def parse_applicant_csv(body: bytes, max_rows: int) -> BulkColumns:
-    """Columns by field name (numeric as float64, categorical as codes), validated."""
+def parse_applicant_csv(body: bytes, max_rows: int) -> ApplicantColumns:
+    """The form fields of a CSV body with a header line, read (not yet checked against the
+    rules): the header and the row count are checked here."""
     try:
-        frame = pd.read_csv(
-            io.BytesIO(body),
-            dtype={name: str for name in CATEGORICAL_FIELDS},
-            keep_default_na=False,
-            na_values={name: [""] for name in NUMERIC_FIELDS},
-            nrows=max_rows + 1,
-        )
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise RequestError(400, f"body: not a readable CSV ({error})") from error
+        table = _read(body, numbers_as_text=False)
+    except pa.ArrowInvalid:
+        table = None  # a cell that is no number (or a malformed body: read again to tell)
+    if table is None:
+        try:
+            table = _read(body, numbers_as_text=True)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            raise RequestError(400, f"body: not a readable CSV ({error})") from error
+    check_header(table.column_names)
+    check_row_count(table.num_rows, max_rows)
+    try:
+        return from_arrow(table, text_numbers=True)
+    except InputSchemaError as error:
+        raise schema_refusal(error) from error
 
-    def numeric(name: str) -> np.ndarray | Problem:
-        column = frame[name]
-        if column.dtype.kind not in "if":
-            row = int(np.argmax(pd.to_numeric(column, errors="coerce").isna().to_numpy()))
-            return not_a_number(name, row, column.iloc[row])
-        return column.to_numpy(dtype=np.float64)
 
-    def codes(name: str) -> tuple[np.ndarray, Callable[[int], object]]:
-        found = pd.Categorical(frame[name], categories=categories(name)).codes
-        return found, frame[name].iloc.__getitem__
-
-    return checked_columns(frame.columns, len(frame), max_rows, numeric, codes)
+def _read(body: bytes, *, numbers_as_text: bool) -> pa.Table:
+    number = pa.string() if numbers_as_text else pa.float64()
+    types = dict.fromkeys(NUMERIC_FIELDS, number) | dict.fromkeys(CATEGORICAL_FIELDS, pa.string())
+    return pcsv.read_csv(
+        pa.BufferReader(body),
+        read_options=pcsv.ReadOptions(use_threads=False),
+        convert_options=pcsv.ConvertOptions(
+            column_types=types, null_values=[""], strings_can_be_null=False
+        ),
+    )

@@ -17,23 +17,27 @@ import numpy.typing as npt
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from features.columns import ApplicantColumns as ReadColumns
 from features.encoder import FeatureEncoder
 from features.reasons import MatrixReasonCoder, ReasonCoder
 from features.schema import FIELDS
+from features.thresholds import INVALID_LEVEL, ROW_STATUSES, Thresholds
+from features.validation import InvalidRows
 from runners.base import FeatureMatrix, Probabilities
 from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
-from service.column_checks import BulkColumns
+from service.column_checks import verdicts
 from service.csv_input import parse_applicant_csv
-from service.decisions import Thresholds
 from service.errors import RequestError, from_validation_error, overloaded, too_large
+from service.json_input import parse_applicant_json
 from service.monitoring import DecisionMonitor
 from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[npt.NDArray[np.float32]]]
 M = TypeVar("M", bound=BaseModel)
+ROW_STATUS_ARRAY = np.array(ROW_STATUSES, dtype=object)
 
 
 class BodyFormat(StrEnum):
@@ -55,6 +59,25 @@ class Limits:
     max_batch_items: int
     max_bulk_rows: int
     max_body_bytes: int
+
+
+@dataclass(frozen=True)
+class BulkScores:
+    """A bulk input's answer, row i for input row i. With per-row verdicts, an invalid row has
+    a NaN probability (null in the answer), level INVALID_LEVEL, no reasons and an error."""
+
+    probabilities: Probabilities
+    levels: npt.NDArray[np.int8]  # positions in features.thresholds.ROW_STATUSES
+    reasons: list[npt.NDArray[np.object_]]  # reason_1 ... reason_N (None: no reason)
+    invalid: InvalidRows | None  # None: every row was scored
+    per_row: bool = False  # the caller asked for per-row verdicts (the answer has `error`)
+
+    def errors(self) -> list[str | None]:
+        """One entry per row: the error of an invalid row, None for a scored one."""
+        errors = np.full(len(self.probabilities), None, dtype=object)
+        if self.invalid is not None:
+            errors[self.invalid.rows] = self.invalid.errors
+        return errors.tolist()
 
 
 @dataclass(frozen=True)
@@ -102,17 +125,8 @@ class CreditScorer:
         rows = self._rows_of(applicants)
         return await self._predict(self.encoder.encode_rows(rows))
 
-    async def score_columns(self, columns: BulkColumns | dict[str, Any]) -> Probabilities:
+    async def score_columns(self, columns: dict[str, Any]) -> Probabilities:
         probabilities, _ = await self._predict_bulk(self.encoder.encode_columns(columns), 0)
-        return probabilities
-
-    async def score_features(self, features: FeatureMatrix) -> Probabilities:
-        """Encoded rows of any count (the Open Inference Protocol): fewer than
-        `batcher_max_rows` through the batcher (whose engine is then the one bulk scoring uses
-        for that many rows, so answers equal /classify_bulk's), more on the bulk thread."""
-        if len(features) < self.batcher_max_rows:
-            return await self._predict(features)
-        probabilities, _ = await self._predict_bulk(features, 0)
         return probabilities
 
     def decision(self, probability: float) -> dict[str, Any]:
@@ -146,20 +160,74 @@ class CreditScorer:
         body_format: BodyFormat = BodyFormat.JSON,
         answer_format: AnswerFormat = AnswerFormat.JSON,
         reasons: int = 0,
+        per_row: bool = False,
     ) -> bytes:
         """A bulk body -> the decisions, as column-wise JSON or as an Arrow IPC stream, with
-        `reasons` reason-code columns (reason_1 ... for MAYBE and DECLINED rows)."""
+        `reasons` reason-code columns (reason_1 ... for MAYBE and DECLINED rows). An invalid
+        cell refuses the whole request (422), or with `per_row` makes its row INVALID, with
+        an `error` column (null for scored rows)."""
         if reasons:
             self._explaining()  # refuse before parsing when this model cannot explain
-        features = self.encoder.encode_columns(self._bulk_columns(body, body_format))
-        probabilities, codes = await self._predict_bulk(features, reasons)
-        columns = {f"reason_{rank}": column for rank, column in enumerate(codes, start=1)}
+        columns = self._bulk_columns(body, body_format)
+        scores = await self.score_bulk(columns, per_row=per_row, reasons=reasons)
+        extra: dict[str, Any] = {
+            f"reason_{rank}": column for rank, column in enumerate(scores.reasons, start=1)
+        }
+        if per_row:
+            extra["error"] = scores.errors()
         if answer_format == AnswerFormat.ARROW:
-            levels = self.thresholds.levels(probabilities)
-            return decisions_as_arrow(self.model_tag, probabilities, levels, columns)
-        answer = {**self.bulk_decisions(probabilities)}
-        answer.update((name, column.tolist()) for name, column in columns.items())
+            mask = None if scores.invalid is None else scores.invalid.mask
+            return decisions_as_arrow(
+                self.model_tag, scores.probabilities, scores.levels, extra, invalid=mask
+            )
+        answer: dict[str, Any] = {
+            "model": self.model_tag,
+            "probability": scores.probabilities,  # orjson writes NaN (an invalid row) as null
+            "status": ROW_STATUS_ARRAY[scores.levels].tolist(),
+        }
+        answer.update(
+            (name, column.tolist() if isinstance(column, np.ndarray) else column)
+            for name, column in extra.items()
+        )
         return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    async def score_bulk(
+        self,
+        columns: ReadColumns,
+        *,
+        per_row: bool = False,
+        reasons: int = 0,
+        batched: bool = False,
+    ) -> BulkScores:
+        """Read columns -> checked (a 422, or per-row verdicts) -> scored. `batched`: fewer
+        rows than `batcher_max_rows` go through the batcher (the Open Inference Protocol)."""
+        invalid = verdicts(columns, per_row)
+        if invalid is None:
+            features = self.encoder.encode_columns(columns.for_encoder())
+        else:
+            features = self.encoder.encode_columns(columns.rows(~invalid.mask))
+        codes: list[npt.NDArray[np.object_]]
+        if len(features) == 0:  # every row was invalid
+            probabilities = np.empty(0, dtype=np.float32)
+            codes = [np.empty(0, dtype=object) for _ in range(reasons)]
+        elif batched and not reasons and len(features) < self.batcher_max_rows:
+            probabilities, codes = await self._predict(features), []
+        else:
+            probabilities, codes = await self._predict_bulk(features, reasons)
+        levels = self.thresholds.levels(probabilities)
+        if invalid is None:
+            return BulkScores(probabilities, levels, codes, None, per_row)
+        valid = ~invalid.mask
+        all_probabilities = np.full(columns.n_rows, np.nan, dtype=np.float32)
+        all_probabilities[valid] = probabilities
+        all_levels = np.full(columns.n_rows, INVALID_LEVEL, dtype=np.int8)
+        all_levels[valid] = levels
+        all_codes = []
+        for column in codes:
+            full = np.full(columns.n_rows, None, dtype=object)
+            full[valid] = column
+            all_codes.append(full)
+        return BulkScores(all_probabilities, all_levels, all_codes, invalid, per_row)
 
     async def explain_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
@@ -202,16 +270,17 @@ class CreditScorer:
             )
         return self.explaining
 
-    def _bulk_columns(self, body: bytes, body_format: BodyFormat) -> BulkColumns | dict[str, Any]:
+    def _bulk_columns(self, body: bytes, body_format: BodyFormat) -> ReadColumns:
         max_rows = self.limits.max_bulk_rows
         if body_format == BodyFormat.CSV:
             return parse_applicant_csv(body, max_rows)
         if body_format in (BodyFormat.ARROW_STREAM, BodyFormat.ARROW_FILE):
             return parse_applicant_arrow(body, body_format == BodyFormat.ARROW_FILE, max_rows)
-        return self.checked_columns(_validate(ApplicantColumns, body))
+        return parse_applicant_json(body, max_rows)
 
     def checked_columns(self, columns: ApplicantColumns) -> dict[str, Any]:
-        """Equal lengths and the row limit; the values were validated by Pydantic."""
+        """Equal lengths and the row limit of columns Pydantic validated (the typed
+        `@bentoml.api` method; the front door's bodies go through `_bulk_columns`)."""
         values = columns.__dict__
         lengths = {name: len(column) for name, column in values.items()}
         n_rows = max(lengths.values())

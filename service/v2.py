@@ -3,17 +3,20 @@ inference on one model, `credit_risk`, whose inputs are the 13 form fields as te
 [N] (numbers: any numeric datatype; categories: BYTES) and whose outputs are `probability`
 (FP32) and `status` (BYTES).
 
-Inference takes the same validation (the bulk column checks: a bad tensor element is named
-`income[3]`), limits, engines and batcher as /classify_bulk, so its answers equal it: fewer rows
-than the bulk engine's switch-over go through the batcher (the same engine), more run on the
-bulk thread. Bodies are JSON, or the binary tensor data extension (a JSON header of
-`Inference-Header-Content-Length` bytes followed by the raw tensors) both ways.
+Inference takes the same column reader and checks (features.columns, features.validation: a bad
+tensor element is named `income[3]`), limits, engines and batcher as /classify_bulk, so its
+answers equal it: fewer rows than the bulk engine's switch-over go through the batcher (the same
+engine), more run on the bulk thread. The request parameter `"per_row": true` asks for per-row
+verdicts, as /classify_bulk?per_row=true: invalid rows get status INVALID, a NaN probability and
+their error in a third output, `error` (BYTES, empty for scored rows). Bodies are JSON, or the
+binary tensor data extension (a JSON header of `Inference-Header-Content-Length` bytes followed
+by the raw tensors) both ways.
 No HTTP here: the front door maps routes and headers onto these calls.
 """
 
 import itertools
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +25,11 @@ import numpy.typing as npt
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.encoder import FeatureEncoder
-from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS, categories
-from service.column_checks import BulkColumns, Problem, checked_columns, not_a_number
+from features.columns import ApplicantColumns, from_values
+from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
+from features.thresholds import ROW_STATUSES
 from service.errors import RequestError, from_validation_error, too_large
-from service.scoring import CreditScorer
+from service.scoring import BulkScores, CreditScorer
 
 MODEL_NAME = "credit_risk"
 SERVER_NAME = "credit-risk-serving"
@@ -37,6 +40,7 @@ NUMERIC_DTYPES: dict[str, str] = {
     "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
 }  # fmt: skip
 BYTES = "BYTES"
+PER_ROW = "per_row"  # the request parameter asking for per-row verdicts
 
 
 class TensorInput(BaseModel):
@@ -120,18 +124,23 @@ class OpenInferenceProtocol:
                 "model_version",
                 f"the served version is {self.version}, not {request.model_version!r}",
             )
+        per_row = _per_row(request)
         tensors = _tensor_values(request.inputs, binary, header)
-        columns = _checked(tensors, self.scorer.limits.max_bulk_rows)
-        encoder: FeatureEncoder = self.scorer.encoder
-        probabilities = await self.scorer.score_features(encoder.encode_columns(columns))
-        return self._answer(request, probabilities, self.scorer.thresholds.statuses(probabilities))
+        columns = _read(
+            tensors, self.scorer.limits.max_bulk_rows, b"true" in header or b"false" in header
+        )
+        scores = await self.scorer.score_bulk(columns, per_row=per_row, batched=True)
+        return self._answer(request, scores)
 
-    def _answer(
-        self, request: InferenceRequest, probabilities: npt.NDArray[np.float32], status: list[str]
-    ) -> InferAnswer:
-        wanted = _wanted_outputs(request)
+    def _answer(self, request: InferenceRequest, scores: BulkScores) -> InferAnswer:
+        wanted = _wanted_outputs(request, scores.per_row)
         binary_default = bool((request.parameters or {}).get("binary_data_output", False))
+        probabilities = scores.probabilities
         n = len(probabilities)
+        tensors: dict[str, Callable[[], list[str]]] = {
+            "status": lambda: [ROW_STATUSES[level] for level in scores.levels.tolist()],
+            "error": lambda: [error or "" for error in scores.errors()],
+        }
         outputs: list[dict[str, Any]] = []
         raw: list[bytes] = []
         for name, binary in wanted(binary_default):
@@ -139,12 +148,12 @@ class OpenInferenceProtocol:
             entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [n]}
             if binary:
                 data = probabilities.astype("<f4").tobytes() if name == "probability" else (
-                    _bytes_tensor(status)
+                    _bytes_tensor(tensors[name]())
                 )  # fmt: skip
                 entry["parameters"] = {"binary_data_size": len(data)}
                 raw.append(data)
-            else:
-                entry["data"] = probabilities if name == "probability" else status
+            else:  # orjson writes a NaN probability (an invalid row) as null
+                entry["data"] = probabilities if name == "probability" else tensors[name]()
             outputs.append(entry)
         answer: dict[str, Any] = {
             "model_name": MODEL_NAME,
@@ -179,9 +188,20 @@ def _parse(header: bytes) -> InferenceRequest:
         raise from_validation_error(error, schema="an inference request") from error
 
 
-def _wanted_outputs(request: InferenceRequest) -> Callable[[bool], list[tuple[str, bool]]]:
+def _per_row(request: InferenceRequest) -> bool:
+    value = (request.parameters or {}).get(PER_ROW, False)
+    if not isinstance(value, bool):
+        raise _problem(f"parameters.{PER_ROW}", f"must be true or false, not {value!r}")
+    return value
+
+
+def _wanted_outputs(
+    request: InferenceRequest, per_row: bool
+) -> Callable[[bool], list[tuple[str, bool]]]:
     """(output name, as binary data) for each output to return, given the request's default."""
-    known = ("probability", "status")
+    known: tuple[str, ...] = (
+        ("probability", "status", "error") if per_row else ("probability", "status")
+    )
 
     def wanted(binary_default: bool) -> list[tuple[str, bool]]:
         if not request.outputs:
@@ -248,8 +268,6 @@ def _tensor_values(
         raise RequestError(422, f"{missing[0]}: input required", details)
     if offset != len(binary):
         raise RequestError(400, f"body: {len(binary) - offset} bytes of binary data unused")
-    if (b"true" in header or b"false" in header) and binary.nbytes == 0:
-        _refuse_booleans(found)
     return found
 
 
@@ -311,41 +329,11 @@ def _bytes_tensor(values: list[str]) -> bytes:
     return b"".join(struct.pack("<I", len(element)) + element for element in encoded)
 
 
-def _refuse_booleans(tensors: dict[str, Values]) -> None:
-    """JSON true/false are not numbers (a string such as "30" is not either)."""
-    for name in NUMERIC_FIELDS:
-        values = tensors[name]
-        if isinstance(values, list):
-            for row, value in enumerate(values):
-                if isinstance(value, bool):
-                    problem = not_a_number(name, row, value)
-                    raise RequestError(
-                        422, f"{problem['location']}: {problem['message']}", [problem]
-                    )
-
-
-def _checked(tensors: dict[str, Values], max_rows: int) -> BulkColumns:
+def _read(tensors: dict[str, Values], max_rows: int, may_hold_booleans: bool) -> ApplicantColumns:
+    """The tensors through the one column reader: a JSON string or boolean in a numeric tensor
+    is no number (refused, or an INVALID row), as on every other way in."""
     n_rows = len(tensors[FIELDS[0]])
     if n_rows > max_rows:
         raise too_large("inference request", n_rows, max_rows, "rows")
-
-    def numeric(name: str) -> npt.NDArray[np.float64] | Problem:
-        values = tensors[name]
-        try:
-            return np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            row = next(i for i, v in enumerate(values) if not _is_number(v))
-            return not_a_number(name, row, values[row])
-
-    def codes(name: str) -> tuple[npt.NDArray[np.integer[Any]], Callable[[int], object]] | Problem:
-        values = tensors[name]
-        lookup = {category: code for code, category in enumerate(categories(name))}
-        found = np.fromiter((lookup.get(v, -1) if isinstance(v, str) else -1 for v in values),
-                            dtype=np.int64, count=len(values))  # fmt: skip
-        return found, values.__getitem__
-
-    return checked_columns(FIELDS, n_rows, max_rows, numeric, codes)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    columns: dict[str, Sequence[Any] | npt.NDArray[Any]] = dict(tensors)
+    return from_values(columns, may_hold_booleans=may_hold_booleans)

@@ -7,27 +7,14 @@ import numpy.typing as npt
 import pytest
 
 from export.dataset import load_applicants
-from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_BOUNDS, NUMERIC_FIELDS, categories
-from features.validation import find_invalid_rows, numeric_violations
+from features.columns import ApplicantColumns, from_values
+from features.schema import FIELDS, NUMERIC_BOUNDS
+from features.validation import find_invalid_rows, first_problems, numeric_violations
 
 
-def _columns(rows: list[dict[str, object]]) -> tuple[dict, dict, object]:
-    """Numeric fields as float64 (NaN for None or text), categories as codes, a raw reader."""
-    numeric = {}
-    for name in NUMERIC_FIELDS:
-        values = [r[name] for r in rows]
-        numeric[name] = np.array(
-            [v if isinstance(v, int | float) else np.nan for v in values], dtype=np.float64
-        )
-    codes = {}
-    for name in CATEGORICAL_FIELDS:
-        position = {c: i for i, c in enumerate(categories(name))}
-        codes[name] = np.array([position.get(r[name], -1) for r in rows], dtype=np.int32)  # type: ignore[call-overload]
-
-    def raw(name: str, at: npt.NDArray[np.intp]) -> Sequence[object]:
-        return [rows[i][name] for i in at]
-
-    return numeric, codes, raw
+def _columns(rows: list[dict[str, object]]) -> ApplicantColumns:
+    """Row dicts as column-wise Python values, read as a JSON body's arrays are."""
+    return from_values({name: [r[name] for r in rows] for name in FIELDS}, may_hold_booleans=True)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +24,7 @@ def good_rows() -> list[dict[str, object]]:
 
 def test_every_row_of_the_dataset_is_valid() -> None:
     rows = load_applicants()[list(FIELDS)].to_dict(orient="records")
-    invalid = find_invalid_rows(*_columns(rows))
+    invalid = find_invalid_rows(_columns(rows))
     assert len(invalid) == 0 and not invalid.mask.any() and len(invalid.mask) == len(rows)
 
 
@@ -73,7 +60,7 @@ def test_every_row_of_the_dataset_is_valid() -> None:
 def test_one_bad_row_among_good_ones(good_rows, changes, expected) -> None:
     rows = [dict(r) for r in good_rows]
     rows[17].update(changes)
-    invalid = find_invalid_rows(*_columns(rows))
+    invalid = find_invalid_rows(_columns(rows))
     if expected is None:
         assert len(invalid) == 0
         return
@@ -84,10 +71,15 @@ def test_one_bad_row_among_good_ones(good_rows, changes, expected) -> None:
 
 def test_many_bad_rows_each_get_their_own_message(good_rows) -> None:
     rows = [dict(r) for r in good_rows]
-    bad = {3: {"age": 200}, 9: {"records": "maybe"}, 10: {"debt": None}, 41: {"age": 17.5}}
+    bad: dict[int, dict[str, object]] = {
+        3: {"age": 200},
+        9: {"records": "maybe"},
+        10: {"debt": None},
+        41: {"age": 17.5},
+    }
     for i, change in bad.items():
         rows[i].update(change)
-    invalid = find_invalid_rows(*_columns(rows))
+    invalid = find_invalid_rows(_columns(rows))
     assert invalid.rows.tolist() == [3, 9, 10, 41]
     assert invalid.errors == [
         "age: must be a number from 18 to 120; got 200",
@@ -97,18 +89,46 @@ def test_many_bad_rows_each_get_their_own_message(good_rows) -> None:
     ]
 
 
-def test_raw_values_are_asked_only_for_failing_rows(good_rows) -> None:
+def test_cells_are_read_only_for_failing_rows(good_rows) -> None:
     rows = [dict(r) for r in good_rows]
     rows[2]["home"] = "castle"
-    numeric, codes, raw = _columns(rows)
+    columns = _columns(rows)
     asked: list[tuple[str, list[int]]] = []
 
     def spy(name: str, at: npt.NDArray[np.intp]) -> Sequence[object]:
         asked.append((name, at.tolist()))
-        return raw(name, at)  # type: ignore[operator]
+        return columns.cells(name, at)
 
-    find_invalid_rows(numeric, codes, spy)
-    assert asked == [("home", [2])]
+    spied = ApplicantColumns(columns.numeric, columns.codes, spy, columns.n_rows)
+    find_invalid_rows(spied)
+    first_problems(spied)
+    assert asked == [("home", [2]), ("home", [2])]
+
+
+def test_a_refusal_names_each_bad_fields_first_row_in_the_per_row_words(good_rows) -> None:
+    """The two reports word a cell alike: a refusal's message is the per-row error without
+    the field name, its location the field and the first bad row."""
+    rows = [dict(r) for r in good_rows]
+    bad: dict[int, dict[str, object]] = {
+        5: {"job": "pilot"},
+        7: {"age": "30"},
+        8: {"age": True},
+        30: {"income": None},
+    }
+    for i, change in bad.items():
+        rows[i].update(change)
+    columns = _columns(rows)
+    problems = first_problems(columns)
+    assert [(p.location, p.message) for p in problems] == [
+        ("age[7]", "must be a number from 18 to 120; got '30'"),
+        ("job[5]", "must be one of unk, fixed, partime, freelance, others; got 'pilot'"),
+        ("income[30]", "missing value"),
+    ]
+    invalid = find_invalid_rows(columns)
+    errors = dict(zip(invalid.rows.tolist(), invalid.errors, strict=True))
+    assert errors[7] == "age: " + problems[0].message
+    assert errors[8] == "age: must be a number from 18 to 120; got true"
+    assert first_problems(_columns(good_rows)) == []
 
 
 def test_numeric_bounds_are_inclusive_and_refuse_non_finite() -> None:

@@ -6,9 +6,11 @@ import numpy as np
 
 from export.pipeline import ExportSummary
 from features.encoder import FeatureEncoder
-from jobs.engine import XGBOOST_MIN_ROWS, ModelBundle
+from features.thresholds import Thresholds
+from jobs.engine import ModelBundle
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
+from service.settings import ServiceSettings
 
 
 def test_runners_from_bytes_equal_runners_by_tag(exported: ExportSummary, records) -> None:
@@ -22,6 +24,17 @@ def test_runners_from_bytes_equal_runners_by_tag(exported: ExportSummary, record
     np.testing.assert_array_equal(
         predictor.large.predict(features), by_tag_native.predict(features)
     )
-    assert predictor.engine_for(XGBOOST_MIN_ROWS - 1).engine == "onnx"
-    assert predictor.engine_for(XGBOOST_MIN_ROWS).engine == "xgboost"
-    assert bundle.thresholds == (0.3, 0.5)
+
+
+def test_the_job_reads_the_servers_scoring_settings(exported: ExportSummary) -> None:
+    """Thresholds and engine routing come from the same CREDIT_RISK_* settings as the
+    server's, read on the driver and carried to the executors in the bundle."""
+    settings = ServiceSettings(
+        maybe_threshold=0.2, declined_threshold=0.7, bulk_xgboost_min_rows=10, bulk_chunk_rows=500
+    )
+    bundle = pickle.loads(pickle.dumps(ModelBundle.read(exported.onnx_tag, settings)))
+    assert bundle.thresholds == Thresholds(0.2, 0.7)
+    predictor = bundle.predictor()
+    assert predictor.engine_for(9).engine == "onnx"
+    assert predictor.engine_for(10).engine == "xgboost"
+    assert predictor.chunk_rows == 500

@@ -7,8 +7,9 @@ from sklearn.feature_extraction import DictVectorizer
 
 from features.encoder import CategoryCodes, FeatureEncoder
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
+from features.thresholds import INVALID_LEVEL, Thresholds
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow, table_as_ipc
-from service.decisions import Thresholds
+from service.column_checks import refuse_invalid
 from service.errors import RequestError
 
 MAX_ROWS = 1_000
@@ -19,15 +20,22 @@ def table(records) -> pa.Table:
     return pa.table({name: [r[name] for r in records[:200]] for name in FIELDS})
 
 
+def _checked(body: bytes, file_format: bool = False, max_rows: int = MAX_ROWS) -> dict:
+    """What the default (refusing) bulk path takes from an Arrow body."""
+    columns = parse_applicant_arrow(body, file_format, max_rows)
+    refuse_invalid(columns)
+    return columns.for_encoder()
+
+
 def _error(body: bytes, file_format: bool = False, max_rows: int = MAX_ROWS) -> RequestError:
     with pytest.raises(RequestError) as raised:
-        parse_applicant_arrow(body, file_format, max_rows)
+        _checked(body, file_format, max_rows)
     return raised.value
 
 
 @pytest.mark.parametrize("file_format", [False, True], ids=["stream", "file"])
 def test_columns_encode_like_the_records(table: pa.Table, records, file_format: bool) -> None:
-    columns = parse_applicant_arrow(table_as_ipc(table, file_format), file_format, MAX_ROWS)
+    columns = _checked(table_as_ipc(table, file_format), file_format)
     vectorizer = DictVectorizer(sparse=False).fit(records)
     encoder = FeatureEncoder(tuple(str(n) for n in vectorizer.get_feature_names_out()))
     expected = vectorizer.transform(records[:200]).astype(np.float32)
@@ -53,12 +61,12 @@ def test_narrow_and_dictionary_encoded_types_are_accepted(table: pa.Table) -> No
     batches = narrow.to_batches(max_chunksize=64)
     assert len(batches) > 1
     body = table_as_ipc(pa.Table.from_batches(batches))
-    got = parse_applicant_arrow(body, False, MAX_ROWS)
-    want = parse_applicant_arrow(table_as_ipc(table), False, MAX_ROWS)
+    got = _checked(body)
+    want = _checked(table_as_ipc(table))
     for name in NUMERIC_FIELDS:
         np.testing.assert_array_equal(got[name], want[name])
     for name in CATEGORICAL_FIELDS:
-        np.testing.assert_array_equal(got[name].codes, want[name].codes)  # type: ignore[union-attr]
+        np.testing.assert_array_equal(got[name].codes, want[name].codes)
 
 
 def _with(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
@@ -121,6 +129,21 @@ def test_bad_columns_are_named(table: pa.Table, change, status: int, named: str)
     assert error.status == status and named in error.message, error.message
 
 
+def test_a_refusal_quotes_the_value_as_sent(table: pa.Table) -> None:
+    ages = pa.array([30.0] * 4 + [5.0] + [30.0] * (table.num_rows - 5))
+    error = _error(table_as_ipc(_with(table, "age", ages)))
+    assert error.message == "age[4]: must be a number from 18 to 120; got 5"
+    assert error.details == [
+        {"location": "age[4]", "message": "must be a number from 18 to 120; got 5"}
+    ]
+
+
+def test_integers_beyond_float64s_exact_range_are_named_not_a_failure(table: pa.Table) -> None:
+    prices = pa.array([1000] * 9 + [2**53 + 1] + [1000] * (table.num_rows - 10), pa.int64())
+    error = _error(table_as_ipc(_with(table, "price", prices)))
+    assert error.message == f"price[9]: must be a number from 0 to 1e+09; got {2**53 + 1}"
+
+
 def test_every_bad_column_is_listed(table: pa.Table) -> None:
     bad = _with(
         _with(table, "home", pa.array(["castle"] * table.num_rows)),
@@ -171,3 +194,17 @@ def test_decisions_as_arrow_round_trip() -> None:
         "APPROVED",
         "MAYBE",
     ]
+
+
+def test_per_row_decisions_as_arrow_mark_invalid_rows() -> None:
+    """Per-row verdicts: an invalid row has a null probability, status INVALID and its error."""
+    probabilities = np.array([0.1, np.nan, 0.9], dtype=np.float32)
+    invalid = np.array([False, True, False])
+    levels = Thresholds(0.3, 0.5).levels(probabilities)
+    levels[invalid] = INVALID_LEVEL
+    errors = [None, "age: missing value", None]
+    body = decisions_as_arrow("m:1", probabilities, levels, {"error": errors}, invalid=invalid)
+    table = pa.ipc.open_stream(body).read_all()
+    assert table.column("probability").to_pylist()[1] is None
+    assert table.column("status").to_pylist() == ["APPROVED", "INVALID", "DECLINED"]
+    assert table.column("error").to_pylist() == errors

@@ -137,7 +137,7 @@ def test_bad_arrow_body_names_column_and_row(server: ServedProcess, records) -> 
         timeout=30,
     )
     assert answer.status_code == 422, answer.text
-    assert answer.json()["error"].startswith("job[6]: Input should be one of")
+    assert answer.json()["error"].startswith("job[6]: must be one of")
 
 
 def test_info_health_and_docs(server: ServedProcess, exported: ExportSummary) -> None:
