@@ -91,7 +91,9 @@ def _column(name: str) -> Any:
 
 
 class ApplicantColumns(BaseModel):
-    """Column-wise bulk input: one equally long array per field (row i is applicant i)."""
+    """Column-wise bulk input: one array per field, all of the same length (row i is applicant
+    i): arrays of different lengths are refused with 422 naming the short field (JSON Schema
+    cannot state that rule)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -114,11 +116,18 @@ class ApplicantColumns(BaseModel):
 
 
 class BulkDecisions(BaseModel):
-    """Column-wise bulk answer, row i for applicant i."""
+    """Column-wise bulk answer, row i for applicant i; with `reasons=N`, also `reason_1` ...
+    `reason_N`: each row's rank-k reason code, null for APPROVED rows or rows with fewer
+    reasons."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, list[str | None]] = Field(init=False)
 
     model: str
-    probability: list[float]
-    status: list[DecisionStatus]
+    # With per_row=true an invalid row has a null probability, status INVALID, and its
+    # `error` (an extra column, null for scored rows).
+    probability: list[float | None]
+    status: list[DecisionStatus | Literal["INVALID"]]
 
 
 class FieldContributions(BaseModel):
@@ -157,3 +166,97 @@ class Explanation(Decision):
         description="For MAYBE and DECLINED: the fields that push toward default, largest "
         "first (at most CREDIT_RISK_REASONS, 4 by default); empty for APPROVED."
     )
+
+
+class Decisions(RootModel[list[Decision]]):
+    """The answer to a batch: one decision per applicant, in the order sent."""
+
+
+class Explanations(RootModel[list[Explanation]]):
+    """The answer to an explanation batch: one explanation per applicant, in the order sent."""
+
+
+class ServiceInfo(RootModel[dict[str, Any]]):
+    """The served model (tag, native twin, AUC, parity), its engines, batching and limits."""
+
+
+class ErrorDetail(BaseModel):
+    location: str = Field(description='Where: "age", "[3].home", "income[1200]", "body".')
+    message: str
+
+
+class Error(BaseModel):
+    """Every refusal of every route, whatever refused it (front door, API keys, BentoML)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "error": "age: Input should be greater than or equal to 18",
+                "details": [
+                    {"location": "age", "message": "Input should be greater than or equal to 18"}
+                ],
+                "request_id": "3f2c1d0e9b8a4c7d",
+            }
+        }
+    )
+
+    error: str = Field(description="One line naming the first problem.")
+    details: list[ErrorDetail] = Field(description="Every problem found (at most 20).")
+    request_id: str = Field(description="The request's id, also in the X-Request-ID header.")
+
+
+# -- Open Inference Protocol (KServe V2) answers; requests are service/v2.py's models ----------
+
+
+class V2ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class V2Live(BaseModel):
+    live: bool
+
+
+class V2Ready(BaseModel):
+    name: str | None = None  # present on a model's readiness
+    ready: bool
+
+
+class V2TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2ModelMetadata(BaseModel):
+    """One input per form field (numbers FP64, categories BYTES), `probability` and `status`
+    out, each of shape [-1]."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2TensorMetadata]
+    outputs: list[V2TensorMetadata]
+
+
+class V2TensorOutput(BaseModel):
+    name: Literal["probability", "status"]
+    datatype: Literal["FP32", "BYTES"]
+    shape: list[int]
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="`binary_data_size` when the tensor follows as binary data."
+    )
+    data: list[float | str] | None = Field(
+        default=None, description="Absent when the tensor is sent as binary data."
+    )
+
+
+class V2InferenceResponse(BaseModel):
+    """`probability` (FP32) and `status` (BYTES), one per row; `parameters.model` is the tag."""
+
+    model_name: str
+    model_version: str
+    id: str | None = None
+    parameters: dict[str, Any]
+    outputs: list[V2TensorOutput]

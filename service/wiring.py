@@ -5,10 +5,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from starlette.types import ASGIApp
 from threadpoolctl import threadpool_limits
 
@@ -26,15 +26,15 @@ from service.decisions import Thresholds
 from service.http.admission import Admission, LagAdmission
 from service.http.api_keys import ApiKeys
 from service.http.auth import ApiKeyMiddleware
-from service.http.docs import docs_routes
 from service.http.drain import Drain
 from service.http.front_door import DoorLimits, FrontDoor
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
-from service.http.routes import RouteTable, scoring_routes
+from service.http.routes import RouteContext, Saturated, route_table
 from service.metrics import LoadReadings, MetricsBuffer, ServingMetrics, WorkerGauges
 from service.monitoring import DecisionMonitor
 from service.openapi import DocumentFacts
+from service.registry import ENDPOINTS
 from service.scoring import CreditScorer, Explaining, Limits, RowPredictor
 from service.settings import ServiceSettings
 from service.v2 import OpenInferenceProtocol
@@ -280,38 +280,42 @@ def build_front_door(settings: ServiceSettings) -> FrontDoor:
     return FrontDoor(limits, Drain(settings.drain_delay_s), Admission(lag))
 
 
-def open_front_door(
-    door: FrontDoor,
-    worker: Worker,
-    *,
-    bentoml_metrics: bool = True,
-    bentoml_openapi: dict[str, Any] | None = None,
-) -> None:
-    """Serve the worker's routes through `door`, with BentoML's request metrics when its
-    configuration has them on, and our OpenAPI document and Swagger page when BentoML's
-    generated document is given (both only inside a BentoML worker)."""
+def open_front_door(door: FrontDoor, worker: Worker, *, bentoml_metrics: bool = True) -> None:
+    """Serve the registry's routes (service/registry.py) through `door`, with BentoML's request
+    metrics when its configuration has them on (only inside a BentoML worker)."""
     metrics = None
     if bentoml_metrics:
         enabled, namespace, buckets, labels = bentoml_metrics_config()
         if enabled:
             metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
     WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
-    saturated = worker.batcher.saturated if worker.batcher is not None else None
+    context = route_context(worker, lambda: door.ready)
+    door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics)
+
+
+def route_context(worker: Worker, ready: Callable[[], bool]) -> RouteContext:
+    """What the worker's handlers reach, its OpenAPI document included."""
+    settings = worker.settings
     v2 = OpenInferenceProtocol(worker.scorer, __version__)
-    routes = scoring_routes(worker.scorer, worker.info(), saturated, lambda: door.ready, v2)
-    if bentoml_openapi is not None:
-        settings = worker.settings
-        facts = DocumentFacts(
-            model_tag=worker.scorer.model_tag,
-            model_version=v2.version,
-            max_batch_items=settings.max_batch_items,
-            max_bulk_rows=settings.max_bulk_rows,
-            max_body_bytes=settings.max_body_bytes,
-            reasons=settings.reasons,
-        )
-        docs = docs_routes(openapi.document(bentoml_openapi, facts))
-        routes = RouteTable({**routes.routes, **docs}, routes.fallbacks)
-    door.open(routes, metrics)
+    facts = DocumentFacts(
+        model_tag=worker.scorer.model_tag,
+        model_version=v2.version,
+        max_batch_items=settings.max_batch_items,
+        max_bulk_rows=settings.max_bulk_rows,
+        api_keys=settings.api_keys_file is not None,
+        ops_open=settings.ops_routes == "open",
+    )
+    document = orjson.dumps(openapi.document(facts))
+    return RouteContext(worker.scorer, v2, orjson.dumps(worker.info()), ready, document)
+
+
+def _queues(worker: Worker) -> dict[str, Saturated | None]:
+    """The bound of each batcher queue a route may join (None: no batcher, no bound)."""
+    explaining = worker.scorer.explaining
+    return {
+        "scoring": worker.batcher.saturated if worker.batcher is not None else None,
+        "explaining": explaining.saturated if explaining is not None else None,
+    }
 
 
 def _load_readings(door: FrontDoor, worker: Worker) -> LoadReadings:
@@ -358,17 +362,9 @@ class WorkerApp:
         self.door.wrap(bentoml_app)
         return self.app
 
-    def open(
-        self,
-        worker: Worker,
-        *,
-        bentoml_metrics: bool = True,
-        bentoml_openapi: dict[str, Any] | None = None,
-    ) -> None:
+    def open(self, worker: Worker, *, bentoml_metrics: bool = True) -> None:
         """The worker's models are loaded: serve its routes, count requests by client."""
-        open_front_door(
-            self.door, worker, bentoml_metrics=bentoml_metrics, bentoml_openapi=bentoml_openapi
-        )
+        open_front_door(self.door, worker, bentoml_metrics=bentoml_metrics)
         if self.api_keys is not None and bentoml_metrics:
             self.api_keys.count_clients(worker.metrics, frozenset(self.door.routes.routes))
 

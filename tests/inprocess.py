@@ -6,12 +6,14 @@ bodies carry a request id as a server's do); only uvicorn and BentoML's app are 
 """
 
 import httpx
+import orjson
 from starlette.types import ASGIApp
 
 from service import __version__
 from service.http.front_door import FrontDoor
 from service.http.request_id import RequestIdMiddleware
-from service.http.routes import scoring_routes
+from service.http.routes import RouteContext, route_table
+from service.registry import ENDPOINTS
 from service.scoring import CreditScorer
 from service.settings import ServiceSettings
 from service.v2 import OpenInferenceProtocol
@@ -35,7 +37,8 @@ def door_for_scorer(scorer: CreditScorer, settings: ServiceSettings | None = Non
     """A door around a hand-built scorer (a test's own batcher or model)."""
     door = build_front_door(settings or ServiceSettings())
     v2 = OpenInferenceProtocol(scorer, __version__)
-    door.open(scoring_routes(scorer, {"model": scorer.model_tag}, None, lambda: True, v2), None)
+    context = RouteContext(scorer, v2, orjson.dumps({"model": scorer.model_tag}), lambda: True)
+    door.open(route_table(ENDPOINTS, context, {}), None)
     return door
 
 

@@ -2,9 +2,7 @@
 and the Swagger UI page at / with our title, drawn by the Swagger UI assets BentoML serves
 under /static_content/ (BentoML's own page also loads a third-party tag manager)."""
 
-import orjson
-
-from service.http.routes import Answer, Call, Route
+from service.http.routes import Answer, Call, RouteContext
 
 PAGE = b"""<!DOCTYPE html>
 <html lang="en">
@@ -34,14 +32,9 @@ PAGE = b"""<!DOCTYPE html>
 """
 
 
-def docs_routes(document: dict[str, object]) -> dict[str, Route]:
-    body = orjson.dumps(document)
+async def openapi_document(context: RouteContext, call: Call) -> Answer:
+    return Answer(context.document)
 
-    async def openapi(call: Call) -> Answer:
-        return Answer(body)
 
-    async def page(call: Call) -> Answer:
-        return Answer(PAGE, "text/html; charset=utf-8")
-
-    get = ("GET",)
-    return {"/docs.json": Route(openapi, methods=get), "/": Route(page, methods=get)}
+async def swagger_page(context: RouteContext, call: Call) -> Answer:
+    return Answer(PAGE, "text/html; charset=utf-8")

@@ -107,7 +107,8 @@ def test_fixed_middleware_still_times_out_with_504() -> None:
 def test_the_service_installs_the_fix(exported: ExportSummary) -> None:
     """In a fresh interpreter, as a worker would import it (the store has a model)."""
     check = (
-        "import service.app; from bentoml._internal.server.http import traffic; "
+        "import service.app; service.app.CreditRiskService; "
+        "from bentoml._internal.server.http import traffic; "
         "print(traffic.TimeoutMiddleware.__name__)"
     )
     result = subprocess.run(

@@ -59,10 +59,7 @@ def test_document_states_our_info_and_every_refusal(
     } <= set(bulk["requestBody"]["content"])
     assert "application/vnd.apache.arrow.stream" in bulk["responses"]["200"]["content"]
     assert [p["name"] for p in bulk["parameters"]] == ["reasons"]
-    assert (
-        doc["paths"]["/classify_batch"]["post"]["requestBody"]["content"]["application/json"][
-            "schema"
-        ]["maxItems"]
-        == 1000
-    )
-    assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
+    batch = doc["paths"]["/classify_batch"]["post"]["requestBody"]["content"]["application/json"]
+    schemas = doc["components"]["schemas"]
+    assert schemas[batch["schema"]["$ref"].rsplit("/", 1)[-1]]["maxItems"] == 1000
+    assert set(schemas["Error"]["required"]) == {"error", "details", "request_id"}
