@@ -63,7 +63,9 @@ class AsyncCreditRiskClient:
 
     async def classify(self, applicant: Mapping[str, Any]) -> Decision:
         body = protocol.json_body(applicant)
-        response = await self._post("/classify", body, protocol.JSON_HEADERS, "/classify")
+        response = await self._post(
+            protocol.CLASSIFY, body, protocol.JSON_HEADERS, protocol.CLASSIFY
+        )
         return protocol.decision(response)
 
     async def classify_many(
@@ -81,7 +83,7 @@ class AsyncCreditRiskClient:
         async def one(offset: int, batch: list[Mapping[str, Any]]) -> list[Decision]:
             async with limit:
                 response = await self._post(
-                    "/classify_batch",
+                    protocol.CLASSIFY_BATCH,
                     protocol.json_body(batch),
                     protocol.JSON_HEADERS,
                     f"/classify_batch (applicants {offset}-{offset + len(batch) - 1})",
@@ -179,7 +181,7 @@ class AsyncCreditRiskClient:
             what = protocol.bulk_what(chunk.offset, chunk.rows)
             body = await asyncio.to_thread(request_body, chunk.table)
             response = await self._post(
-                "/classify_bulk", body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
+                protocol.CLASSIFY_BULK, body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
             )
         answer = await asyncio.to_thread(read_answer, response.content, chunk.rows)
         return scored(chunk.table, answer)

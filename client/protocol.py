@@ -20,6 +20,11 @@ MAX_BATCH_ITEMS = 1_000  # the server's limit on /classify_batch (CREDIT_RISK_MA
 DEFAULT_CHUNK_ROWS = 50_000
 DEFAULT_CONCURRENCY = 2  # the server's default number of workers; each scores one bulk request
 DEFAULT_TIMEOUT_S = 60.0
+# The server's routes this client calls, and the content type it sends each.
+CLASSIFY = "/classify"
+CLASSIFY_BATCH = "/classify_batch"
+CLASSIFY_BULK = "/classify_bulk"
+ENDPOINTS = {CLASSIFY: JSON, CLASSIFY_BATCH: JSON, CLASSIFY_BULK: ARROW_STREAM}
 
 
 def client_headers(api_key: str | None) -> dict[str, str]:

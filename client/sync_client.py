@@ -64,7 +64,9 @@ class CreditRiskClient:
     def classify(self, applicant: Mapping[str, Any]) -> Decision:
         """One applicant (the 13 form fields) -> its decision."""
         body = protocol.json_body(applicant)
-        return protocol.decision(self._post("/classify", body, protocol.JSON_HEADERS, "/classify"))
+        return protocol.decision(
+            self._post(protocol.CLASSIFY, body, protocol.JSON_HEADERS, protocol.CLASSIFY)
+        )
 
     def classify_many(
         self, applicants: Iterable[Mapping[str, Any]], *, batch_size: int = protocol.MAX_BATCH_ITEMS
@@ -75,7 +77,7 @@ class CreditRiskClient:
         for batch in protocol.batched(applicants, batch_size):
             offset = len(answers)
             response = self._post(
-                "/classify_batch",
+                protocol.CLASSIFY_BATCH,
                 protocol.json_body(batch),
                 protocol.JSON_HEADERS,
                 f"/classify_batch (applicants {offset}-{offset + len(batch) - 1})",
@@ -161,7 +163,7 @@ class CreditRiskClient:
         what = protocol.bulk_what(chunk.offset, chunk.rows)
         body = request_body(chunk.table)
         response = self._post(
-            "/classify_bulk", body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
+            protocol.CLASSIFY_BULK, body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
         )
         return scored(chunk.table, read_answer(response.content, chunk.rows))
 
