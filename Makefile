@@ -10,7 +10,9 @@ SERVICE := service.app:CreditRiskService
 # HTTPS: `make serve SSL_CERT=server.crt SSL_KEY=server.key` (PEM files; BentoML's SSL options).
 SSL_CERT ?=
 SSL_KEY ?=
-SSL_ARGS := $(if $(SSL_CERT)$(SSL_KEY),--ssl-certfile "$(SSL_CERT)" --ssl-keyfile "$(SSL_KEY)")
+# TLS 1.3, and TLS 1.2 with forward-secret AEAD suites only (BentoML's default `TLSv1` offered
+# CBC with SHA-1 on TLS 1.2); the Kubernetes TLS variant passes the same string.
+SSL_ARGS := $(if $(SSL_CERT)$(SSL_KEY),--ssl-certfile "$(SSL_CERT)" --ssl-keyfile "$(SSL_KEY)" --ssl-ciphers "ECDHE+AESGCM:ECDHE+CHACHA20")
 SERVE_ARGS ?=  # more `bentoml serve` options, e.g. --verbose
 
 .PHONY: install system-deps model serve ssl-options test lint bench bench-http clean

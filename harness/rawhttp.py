@@ -6,6 +6,7 @@ the client, is what a load test measures. Loopback only; every run is bounded in
 """
 
 import asyncio
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -142,3 +143,56 @@ def run_load(
 
     uvloop.run(main())
     return out
+
+
+def read_response(sock: socket.socket, timeout_s: float) -> Answer | None:
+    """One response read from a blocking socket (None: the connection closed or was reset
+    before a whole head arrived); a body without a content-length is read to the close."""
+    sock.settimeout(timeout_s)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        headers = dict(
+            line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
+        )
+        length = int(headers.get(b"content-length", b"-1"))
+        while len(body) < length or length < 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except ConnectionResetError:
+        return None
+    return Answer(int(head[9:12]), headers, body)
+
+
+def is_closed(sock: socket.socket, timeout_s: float) -> bool:
+    """True once the server has closed (or reset) the connection, within `timeout_s`."""
+    sock.settimeout(timeout_s)
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def bytes_accepted(sock: socket.socket, total: int, timeout_s: float) -> int:
+    """How many of `total` more bytes the server lets this connection send before it closes
+    it (or `timeout_s` passes): a server that stopped reading takes no more than the socket
+    buffers hold."""
+    sock.settimeout(timeout_s)
+    chunk = b"x" * 65536
+    sent = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while sent < total and time.monotonic() < deadline:
+            sent += sock.send(chunk)
+    except (BrokenPipeError, ConnectionResetError, TimeoutError):
+        pass
+    return sent

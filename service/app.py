@@ -38,6 +38,7 @@ from service.wiring import (
     build_front_door,
     build_worker,
     build_worker_app,
+    head_limits,
     limit_blas_threads,
     load_api_keys,
     load_engines,
@@ -95,7 +96,7 @@ def create_service(settings: ServiceSettings) -> Services:
     bentoml_fixes.apply()
     bentoml_fixes.listen_per_worker(settings.reuse_port)
     bentoml_fixes.extend_worker_startup(
-        settings.accept_interval_ms / 1000, settings.coalesce_writes
+        settings.accept_interval_ms / 1000, settings.coalesce_writes, head_limits(settings)
     )
     front_door = build_front_door(settings)
     worker_app = build_worker_app(front_door, settings)

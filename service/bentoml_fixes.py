@@ -6,7 +6,8 @@ version of each.
   its private code.
 - `serve_behind`: BentoML builds each API worker's ASGI app with `Service.to_asgi()` and hands it
   to uvicorn; the front door (service/http/) is put in front of that app there, so it stands
-  outside BentoML's middleware chain.
+  outside BentoML's middleware chain. Starlette's trailing-slash redirect is turned off on that
+  app (`router.redirect_slashes`): it built its `Location` from the request's Host header.
 - `TimerCancellingTimeoutMiddleware`: BentoML's request-timeout middleware arms a timer per
   request and never cancels it (each answered request left a timer, its future and context
   alive for the whole 30 s timeout, which GC passes then walked); the replacement cancels it as
@@ -14,7 +15,10 @@ version of each.
 - `listen_per_worker`: BentoML's `serve_http` builds the API server's socket and hands it to
   `create_standalone_arbiter` (imported from `bentoml._internal.utils.circus` when it runs),
   which binds it later; the replacement gives that socket SO_REUSEPORT first
-  (service/http/listeners.py), so each worker can add a listening socket of its own.
+  (service/http/listeners.py), so each worker can add a listening socket of its own. It also
+  builds the arbiter with its control and pub/sub endpoints on `ipc://` sockets in a fresh
+  0700 folder: BentoML puts them on TCP ports of 127.0.0.1 without authentication, where any
+  process of the host, or any container of the pod, could add a watcher running a command.
 - `extend_worker_startup`: BentoML runs each worker as
   `uvicorn.Server(config).run(sockets=[...])`; uvicorn's startup is given the worker's own
   listening socket beside the shared one when the shared one allows it and a protocol class
@@ -24,14 +28,17 @@ version of each.
   into the same protocol uvicorn builds
   (`config.http_protocol_class(config=, server_state=, app_state=, _loop=)`, copied from
   uvicorn's `Server.startup`, version pinned in pyproject.toml), and stops before uvicorn's
-  shutdown stops accepting.
+  shutdown stops accepting. The protocol class is also `guarded` (service/http/head_limits.py):
+  bounded heads, head and body timeouts, the parser's 400 in the one error shape.
 
 tests/service/test_bentoml_fixes.py fails when upstream changes any of these internals.
 """
 
 import asyncio
 import logging
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -46,6 +53,8 @@ from starlette.responses import JSONResponse
 from service import logs
 from service.http import listeners
 from service.http.accept import GreedyAccept
+from service.http.head_limits import Guard, HeadLimits, guarded
+from service.http.request_id import RequestIds
 from service.http.writes import coalescing
 
 logger = logging.getLogger("credit_risk")
@@ -83,7 +92,12 @@ _WRAPPERS: dict[int, AppWrapper] = {}  # id(service) -> what stands in front of 
 def _to_asgi(self: Service[Any], is_main: bool = True) -> Any:
     app = _ORIGINAL_TO_ASGI(self, is_main)
     wrap = _WRAPPERS.get(id(self))
-    return app if wrap is None else wrap(app)
+    if wrap is None:
+        return app
+    router = getattr(app, "router", None)
+    if router is not None and hasattr(router, "redirect_slashes"):
+        router.redirect_slashes = False  # its Location came from the Host header: 404 instead
+    return wrap(app)
 
 
 def serve_behind(service: Service[Any], wrap: AppWrapper) -> None:
@@ -135,25 +149,33 @@ def apply() -> None:
     traffic.TimeoutMiddleware = TimerCancellingTimeoutMiddleware  # type: ignore[misc]
 
 
-_ORIGINAL_CREATE_ARBITER = bentoml_circus.create_standalone_arbiter
-
-
 def listen_per_worker(enabled: bool) -> None:
-    """In the `bentoml serve` process: give the API server's shared socket SO_REUSEPORT before
-    the arbiter binds it, so that each worker listens on a socket of its own as well (refuses
-    to start, as without this, when the port is in use)."""
-    if not enabled:
-        bentoml_circus.create_standalone_arbiter = _ORIGINAL_CREATE_ARBITER
-        return
+    """In the `bentoml serve` process: the arbiter's control endpoints on IPC sockets in a 0700
+    folder (always), and, when `enabled`, the API server's shared socket given SO_REUSEPORT
+    before the arbiter binds it, so that each worker listens on a socket of its own as well
+    (refuses to start, as without this, when the port is in use)."""
 
-    def create_standalone_arbiter(watchers: list[Any], **kwargs: Any) -> Any:
+    def create_standalone_arbiter(
+        watchers: list[Any], *, threaded: bool = False, **kwargs: Any
+    ) -> Any:
         for shared in kwargs.get("sockets") or ():
-            if shared.name == API_SERVER_NAME and not shared.is_unix:
+            if enabled and shared.name == API_SERVER_NAME and not shared.is_unix:
                 try:
                     listeners.claim_port(shared, shared.host, shared.port)
                 except listeners.PortInUseError as error:
                     raise SystemExit(f"credit-risk: cannot serve: {error.strerror}") from None
-        return _ORIGINAL_CREATE_ARBITER(watchers, **kwargs)
+        # As BentoML's own factory, but with IPC endpoints: only this user can reach them.
+        folder = tempfile.mkdtemp(prefix="credit-risk-circus-")  # mode 0700
+        arbiter_class = bentoml_circus.ThreadedArbiter if threaded else bentoml_circus.Arbiter
+        arbiter = arbiter_class(
+            watchers,
+            endpoint=f"ipc://{folder}/control",
+            pubsub_endpoint=f"ipc://{folder}/pubsub",
+            check_delay=kwargs.pop("check_delay", 10),
+            **kwargs,
+        )
+        arbiter.exit_stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        return arbiter
 
     bentoml_circus.create_standalone_arbiter = create_standalone_arbiter
 
@@ -163,12 +185,15 @@ _ORIGINAL_SHUTDOWN = uvicorn.Server.shutdown
 _ACCEPTERS: dict[int, list[GreedyAccept]] = {}  # id(uvicorn server) -> its accepters
 
 
-def extend_worker_startup(accept_interval_s: float, coalesce_writes: bool) -> None:
+def extend_worker_startup(
+    accept_interval_s: float, coalesce_writes: bool, head_limits: HeadLimits | None = None
+) -> None:
     """A worker's uvicorn also listens on a socket of its own when the shared socket allows it
     (`listen_per_worker`), writes each response in one write (`coalesce_writes`,
     service/http/writes.py: its protocol class, which uvicorn's config has loaded by startup,
     gets a coalescing transport), and runs a `GreedyAccept` beside each listening socket (every
-    `accept_interval_s`; 0 leaves accepting to uvloop alone)."""
+    `accept_interval_s`; 0 leaves accepting to uvloop alone). With `head_limits`, the
+    protocol bounds request heads and the time to send heads and bodies (head_limits.py)."""
 
     async def startup(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
         if sockets:
@@ -176,8 +201,13 @@ def extend_worker_startup(accept_interval_s: float, coalesce_writes: bool) -> No
             # uvicorn's servers listen on these after the app's start-up, and own them:
             # `shutdown` closes them with the servers.
             sockets = [*own, *sockets]
+        protocol_class = self.config.http_protocol_class
         if coalesce_writes:
-            self.config.http_protocol_class = coalescing(self.config.http_protocol_class)
+            protocol_class = coalescing(protocol_class)
+        if head_limits is not None:
+            protocol_class = guarded(protocol_class, Guard(head_limits, RequestIds()))
+            self.config.h11_max_incomplete_event_size = head_limits.max_head_bytes  # h11's own
+        self.config.http_protocol_class = protocol_class
         logs.skip_unwritten_access_lines()  # logging is configured by now
         await _ORIGINAL_STARTUP(self, sockets)
         if not sockets or not self.started or accept_interval_s <= 0:

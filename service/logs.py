@@ -8,13 +8,17 @@
 - exceptions are logged without their messages: a traceback keeps its frames and exception
   types, but an exception's text can quote input (ONNX Runtime's "idx=123456 must be within
   ...", a parser's offending cell), so it is replaced by `WITHHELD`, for the exception, its
-  causes and contexts, and for exceptions passed as a message or an argument.
+  causes and contexts, and for exceptions passed as a message or an argument;
+- a URL's query string is replaced by `?<redacted>` in the message and its string arguments
+  (clients put keys and values in query strings: uvicorn's access line quotes the path with
+  its query, even for a 401).
 
 Values reach clients only in 4xx bodies (the offending value of the one bad field); never a log.
 """
 
 import asyncio
 import logging
+import re
 import sys
 import threading
 import traceback
@@ -24,6 +28,9 @@ from typing import Any
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("credit_risk_request_id", default=None)
 WITHHELD = "<message withheld: it may quote request data>"
+REDACTED_QUERY = "?<redacted>"
+# A path (or URL) followed by a query string: "/classify?api_key=..." -> "/classify?<redacted>".
+QUERY = re.compile(r"(/[^\s?#\"']*)\?[^\s\"'#]+")
 
 logger = logging.getLogger("credit_risk")
 
@@ -54,6 +61,11 @@ def scrubbed_traceback(error: BaseException) -> str:
     return "".join(parts)
 
 
+def redact_queries(text: str) -> str:
+    """`text` with every URL query string replaced by `?<redacted>`."""
+    return QUERY.sub(r"\1" + REDACTED_QUERY, text) if "?" in text else text
+
+
 def _scrub(record: logging.LogRecord) -> None:
     if record.exc_info:
         error = record.exc_info[1]
@@ -63,6 +75,10 @@ def _scrub(record: logging.LogRecord) -> None:
         record.msg = withheld(record.msg)
     if isinstance(record.args, tuple) and any(isinstance(a, BaseException) for a in record.args):
         record.args = tuple(withheld(a) if isinstance(a, BaseException) else a for a in record.args)
+    if isinstance(record.msg, str) and "?" in record.msg:
+        record.msg = redact_queries(record.msg)
+    if isinstance(record.args, tuple) and any(isinstance(a, str) and "?" in a for a in record.args):
+        record.args = tuple(redact_queries(a) if isinstance(a, str) else a for a in record.args)
     request_id = REQUEST_ID.get()
     if request_id is not None:
         # The id is validated to [A-Za-z0-9._:-], so it cannot disturb `msg % args`.

@@ -223,6 +223,37 @@ class ServiceSettings(BaseSettings):
         "/docs.json and its assets) need a key too (keyed) or answer anyone (open). /livez "
         "and /readyz are always open.",
     )
+    # Limits of the HTTP layer below the app (issue 23): what a client may cost before its
+    # request reaches the API-key check.
+    max_head_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) in bytes; a longer one "
+        "gets 431 with Connection: close, without the rest being read or parsed.",
+    )
+    max_headers: int = Field(
+        100, ge=8, description="Most header fields in one request; more gets 431 (closed)."
+    )
+    head_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a whole request head, from the connection's "
+        "start or the first byte of a head on a kept-alive connection: then 408 and closed (a "
+        "new connection that sent nothing is closed without an answer).",
+    )
+    body_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Time a client has to send a whole request body once its head is in: then "
+        "408 (or, once answered, the connection closed). Bounds slow-body clients; a 32 MiB "
+        "bulk body needs at least ~0.6 MB/s.",
+    )
+    metrics_clients: str = Field(
+        "",
+        description="With API keys on: comma-separated client names (from the key file) that "
+        "may read /metrics, which names every client and its request counts; another valid "
+        "key gets 403. Empty: any valid key may (set it to e.g. `prometheus` in production).",
+    )
 
     @property
     def bulk_engine_threads(self) -> int:

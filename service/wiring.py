@@ -28,6 +28,7 @@ from service.http.api_keys import ApiKeys
 from service.http.auth import ApiKeyMiddleware
 from service.http.drain import Drain
 from service.http.front_door import DoorLimits, FrontDoor
+from service.http.head_limits import HeadLimits
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
 from service.http.routes import RouteContext, Saturated, route_table
@@ -341,6 +342,16 @@ def _model_info(worker: Worker) -> dict[str, str]:
     return {**{name: str(info[name]) for name in facts}, "version": __version__}
 
 
+def head_limits(settings: ServiceSettings) -> HeadLimits:
+    """What a client may cost below the app: head size, header count, head and body time."""
+    return HeadLimits(
+        max_head_bytes=settings.max_head_bytes,
+        max_headers=settings.max_headers,
+        head_timeout_s=settings.head_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+    )
+
+
 def load_api_keys(settings: ServiceSettings) -> ApiKeys | None:
     """The configured API keys (None: keys are off); raises KeyFileError for an unusable file."""
     if settings.api_keys_file is None:
@@ -374,6 +385,13 @@ def build_worker_app(door: FrontDoor, settings: ServiceSettings) -> WorkerApp:
     inner: ASGIApp = door
     api_keys = None
     if keys is not None:
-        api_keys = ApiKeyMiddleware(door, keys, ops_open=settings.ops_routes == "open")
+        api_keys = ApiKeyMiddleware(
+            door,
+            keys,
+            ops_open=settings.ops_routes == "open",
+            metrics_clients=frozenset(
+                name.strip() for name in settings.metrics_clients.split(",") if name.strip()
+            ),
+        )
         inner = api_keys
     return WorkerApp(door, api_keys, RequestIdMiddleware(inner))

@@ -12,6 +12,12 @@ time says nothing an attacker can use to approach a valid key (matching a digest
 still need a SHA-256 preimage).
 
 Errors name the file and line, never a key.
+
+Revocation fails closed: after a change, the keys in force are exactly the valid lines of the
+file as it now is. A line that cannot be parsed grants nothing (its client gets 401) and is
+named in a warning; a file that is empty, deleted or unreadable leaves no key valid (every
+keyed request gets 401) and logs an error. Only at start is a bad file refused outright (the
+server does not start), so a typo is seen before any client depends on it.
 """
 
 import hashlib
@@ -41,42 +47,60 @@ def digest(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()
 
 
-def parse_key_file(text: str, source: str) -> dict[bytes, str]:
-    """Digest -> client name."""
+def _parse_line(content: str) -> tuple[str, bytes]:
+    """(client name, key digest) of one non-comment line; ValueError says what is wrong."""
+    parts = content.split()
+    if len(parts) != 2:
+        raise ValueError("expected `NAME KEY` or `NAME sha256:HEX`")
+    name, secret = parts
+    if not NAME.fullmatch(name):
+        raise ValueError(
+            "a client name is 1-64 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit"
+        )
+    hashed = HASHED.fullmatch(secret)
+    if hashed is not None:
+        return name, bytes.fromhex(hashed.group(1))
+    if secret.startswith("sha256:"):
+        raise ValueError("sha256: must be followed by 64 hex digits")
+    if len(secret) < MIN_KEY_CHARS or not PLAIN_KEY.fullmatch(secret):
+        raise ValueError(
+            f"a key is at least {MIN_KEY_CHARS} printable ASCII characters without spaces"
+        )
+    return name, digest(secret.encode("ascii"))
+
+
+def parse_key_lines(text: str, source: str) -> tuple[dict[bytes, str], list[str]]:
+    """(digest -> client name of every valid line, what is wrong with the others: each names
+    `source` and its line, never a key)."""
     keys: dict[bytes, str] = {}
     lines: dict[bytes, int] = {}
+    problems: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         content = line.strip()
         if not content or content.startswith("#"):
             continue
         where = f"{source} line {number}"
-        parts = content.split()
-        if len(parts) != 2:
-            raise KeyFileError(f"{where}: expected `NAME KEY` or `NAME sha256:HEX`")
-        name, secret = parts
-        if not NAME.fullmatch(name):
-            raise KeyFileError(
-                f"{where}: a client name is 1-64 letters, digits, '.', '_' or '-', starting "
-                "with a letter or digit"
-            )
-        hashed = HASHED.fullmatch(secret)
-        if hashed is not None:
-            key_digest = bytes.fromhex(hashed.group(1))
-        elif secret.startswith("sha256:"):
-            raise KeyFileError(f"{where}: sha256: must be followed by 64 hex digits")
-        elif len(secret) < MIN_KEY_CHARS or not PLAIN_KEY.fullmatch(secret):
-            raise KeyFileError(
-                f"{where}: a key is at least {MIN_KEY_CHARS} printable ASCII characters "
-                "without spaces"
-            )
-        else:
-            key_digest = digest(secret.encode("ascii"))
+        try:
+            name, key_digest = _parse_line(content)
+        except ValueError as error:
+            problems.append(f"{where}: {error}")
+            continue
         if key_digest in keys:
-            raise KeyFileError(f"{where}: the same key as line {lines[key_digest]}")
+            problems.append(f"{where}: the same key as line {lines[key_digest]}")
+            continue
         keys[key_digest] = name
         lines[key_digest] = number
     if not keys:
-        raise KeyFileError(f"{source}: no keys (every request would be refused)")
+        problems.append(f"{source}: no keys (every request would be refused)")
+    return keys, problems
+
+
+def parse_key_file(text: str, source: str) -> dict[bytes, str]:
+    """Digest -> client name; KeyFileError for the first line that cannot be used."""
+    keys, problems = parse_key_lines(text, source)
+    if problems:
+        raise KeyFileError(problems[0])
     return keys
 
 
@@ -97,8 +121,8 @@ def read_key_file(path: Path) -> tuple[dict[bytes, str], FileVersion]:
 
 class ApiKeys:
     """The clients of a key file. `client(key)` checks the file for changes at most every
-    `reload_s` seconds (a stat); a changed file that cannot be used keeps the keys in force
-    and logs one warning per version of the file."""
+    `reload_s` seconds (a stat); a changed file's valid lines replace the keys in force (fails
+    closed: see the module's docstring), with one log line per version of the file."""
 
     def __init__(
         self, path: Path, reload_s: float, clock: Callable[[], float] = time.monotonic
@@ -107,7 +131,6 @@ class ApiKeys:
         self.reload_s = reload_s
         self._clock = clock
         self._keys, self._version = read_key_file(path)
-        self._refused_version: FileVersion | None = None
         self._next_check = clock() + reload_s
 
     @property
@@ -125,27 +148,37 @@ class ApiKeys:
         try:
             version = _version(self.path)
         except OSError as error:
-            self._refuse(UNREADABLE, f"cannot read the API key file {self.path}: {error}")
+            self._unreadable(UNREADABLE, error)
             return
         if version == self._version:
-            self._refused_version = None  # back to the file in force
-            return
-        if version == self._refused_version:
             return
         try:
-            keys, version = read_key_file(self.path)
-        except KeyFileError as error:
-            self._refuse(version, str(error))
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            self._unreadable(version, error)
             return
-        self._keys, self._version, self._refused_version = keys, version, None
-        logger.warning(
-            "API keys reloaded from %s: %d keys for %d clients",
-            self.path,
-            len(keys),
-            len(self.clients),
-        )
+        keys, problems = parse_key_lines(text, str(self.path))
+        self._keys, self._version = keys, version
+        clients = len(set(keys.values()))
+        if problems:
+            logger.warning(
+                "API keys reloaded from %s: %d keys for %d clients; refused (granting nothing): %s",
+                self.path,
+                len(keys),
+                clients,
+                "; ".join(problems),
+            )
+        else:
+            logger.warning(
+                "API keys reloaded from %s: %d keys for %d clients", self.path, len(keys), clients
+            )
 
-    def _refuse(self, version: FileVersion, reason: str) -> None:
-        if version != self._refused_version:
-            logger.warning("%s; keeping the %d API keys loaded before", reason, len(self._keys))
-        self._refused_version = version
+    def _unreadable(self, version: FileVersion, error: Exception) -> None:
+        """No key is valid while the file cannot be read (fails closed)."""
+        if version != self._version:
+            logger.error(
+                "cannot read the API key file %s: %s; no API key is valid until it can be read",
+                self.path,
+                error,
+            )
+        self._keys, self._version = {}, version

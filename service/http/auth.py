@@ -7,7 +7,10 @@ set open, and CORS preflights (browsers send them without credentials). A route 
 keyed without a change here.
 
 The refusal reads no body and allocates little: its status line, headers and body are built
-once (the request-id layer adds the id). Accepted and refused requests on keyed paths are
+once (the request-id layer adds the id). It carries `Connection: close`, so the body the client
+may still be sending is never read: uvicorn closes the connection once the 401 is written.
+/metrics names every client and its request counts: when `metrics_clients` is given, only those
+clients may read it (another valid key gets 403). Accepted and refused requests on keyed paths are
 counted by client name in `credit_risk_requests_total` (refused ones as client "-").
 """
 
@@ -28,11 +31,17 @@ OTHER_ENDPOINT = "other"  # a path outside the known routes (keeps label values 
 REALM = b'Bearer realm="credit-risk"'
 
 
-def _refusal(message: str, challenge: bytes) -> tuple[list[Header], bytes]:
-    body = RequestError(401, message).body()
+METRICS_PATH = "/metrics"
+
+
+def _refusal(
+    message: str, challenge: bytes | None, status: int = 401
+) -> tuple[list[Header], bytes]:
+    body = RequestError(status, message).body()
     headers = [
         *JSON_HEADERS,
-        (b"www-authenticate", challenge),
+        *([(b"www-authenticate", challenge)] if challenge is not None else []),
+        (b"connection", b"close"),
         (b"content-length", str(len(body)).encode()),
     ]
     return headers, body
@@ -42,6 +51,9 @@ MISSING = _refusal(
     "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`", REALM
 )
 INVALID = _refusal("the API key is not valid", REALM + b', error="invalid_token"')
+NOT_FOR_METRICS = _refusal(
+    "this API key may not read /metrics (CREDIT_RISK_METRICS_CLIENTS)", None, status=403
+)
 
 
 def presented_key(scope: Scope) -> bytes | None:
@@ -83,9 +95,17 @@ class ClientMetrics:
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, keys: ApiKeys, *, ops_open: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: ApiKeys,
+        *,
+        ops_open: bool,
+        metrics_clients: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.keys = keys
+        self.metrics_clients = metrics_clients  # empty: any valid key reads /metrics
         self.open_paths = ALWAYS_OPEN | OPS_PATHS if ops_open else ALWAYS_OPEN
         self.open_prefixes = OPS_PREFIXES if ops_open else ()
         self.metrics: ClientMetrics | None = None
@@ -109,15 +129,24 @@ class ApiKeyMiddleware:
             return
         key = presented_key(scope)
         client = self.keys.client(key) if key else None
+        refusal = None
         if client is None:
             if kind == "websocket":  # BentoML serves none; refuse without a handshake
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            headers, body = MISSING if key is None else INVALID
-            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            status, refusal = 401, MISSING if key is None else INVALID
+        elif (
+            self.metrics_clients
+            and client not in self.metrics_clients
+            and scope["path"] == METRICS_PATH
+        ):
+            status, refusal = 403, NOT_FOR_METRICS
+        if refusal is not None:
+            headers, body = refusal
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             if self.metrics is not None:
-                self.metrics.observe(REFUSED_CLIENT, scope["path"], 401)
+                self.metrics.observe(client or REFUSED_CLIENT, scope["path"], status)
             return
         metrics = self.metrics
         if metrics is None or kind != "http":
@@ -134,4 +163,4 @@ class ApiKeyMiddleware:
         try:
             await self.app(scope, receive, send_counted)
         finally:
-            metrics.observe(client, scope["path"], status)
+            metrics.observe(client or REFUSED_CLIENT, scope["path"], status)  # never None here

@@ -97,7 +97,8 @@ class FrontDoor:
             status, body = error.status, error.body()
             headers = error_headers(error, self.limits.retry_after_s, route.allow)
             del error  # its traceback holds this frame: kept, every error would be a GC cycle
-        if self.drain.draining:
+        if self.drain.draining or status == 413:
+            # 413: the rest of the body is not wanted; uvicorn closes instead of reading it.
             headers.append((b"connection", b"close"))
         await respond(send, status, body, headers)
         if metrics is not None:

@@ -78,27 +78,42 @@ def test_keys_are_reloaded_when_the_file_changes(key_file: Path) -> None:
     assert keys.client(PARTNER_KEY.encode()) is None
 
 
-def test_a_broken_edit_keeps_the_keys_in_force_and_warns_once(
-    key_file: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_revocation_fails_closed(key_file: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After an edit the keys in force are the file's valid lines: a bad line grants nothing
+    and does not keep a removed key alive; an empty or deleted file leaves no key valid."""
     clock = Clock()
     keys = ApiKeys(key_file, reload_s=1, clock=clock)
-    _rewrite(key_file, KEY_FILE + "intruder\n")
+    revoked = KEY_FILE.replace(f"partner {PARTNER_KEY}", "partner")  # key removed, line broken
+    _rewrite(key_file, revoked)
     with caplog.at_level(logging.WARNING, logger="credit_risk"):
-        for _ in range(3):  # three checks of the same broken file
+        for _ in range(3):  # three checks of the same file: one warning
             clock.now += 1.5
-            assert keys.client(PARTNER_KEY.encode()) == "partner"
+            assert keys.client(PARTNER_KEY.encode()) is None
+            assert keys.client(WEBFORM_KEY.encode()) == "webform"
     warnings = [
-        r.getMessage() for r in caplog.records if "keeping the 2 API keys" in r.getMessage()
+        r.getMessage() for r in caplog.records if "refused (granting nothing)" in r.getMessage()
     ]
     assert len(warnings) == 1, caplog.text
-    assert f"{key_file} line 5: expected `NAME KEY`" in warnings[0]
+    assert f"{key_file} line 2: expected `NAME KEY`" in warnings[0]
+    assert PARTNER_KEY not in caplog.text and WEBFORM_KEY not in caplog.text
 
-    key_file.unlink()  # gone (a Secret being replaced): the keys stay, one more warning
+    _rewrite(key_file, "# every client removed\n")
+    clock.now += 1.5
+    assert keys.client(WEBFORM_KEY.encode()) is None
+    assert keys.clients == frozenset()
+
+    _rewrite(key_file, KEY_FILE)
+    clock.now += 1.5
+    assert keys.client(WEBFORM_KEY.encode()) == "webform"
+    caplog.clear()
+    key_file.unlink()  # deleted: nothing is valid, one error
     with caplog.at_level(logging.WARNING, logger="credit_risk"):
-        clock.now += 1.5
-        assert keys.client(WEBFORM_KEY.encode()) == "webform"
-    assert "cannot read the API key file" in caplog.records[-1].getMessage()
+        for _ in range(3):
+            clock.now += 1.5
+            assert keys.client(WEBFORM_KEY.encode()) is None
+    errors = [r for r in caplog.records if "cannot read the API key file" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].levelno == logging.ERROR, caplog.text
+    assert "no API key is valid" in errors[0].getMessage()
 
     fixed = "webform-key-rotated-2222222222"
     _rewrite(key_file, f"webform {fixed}\n")

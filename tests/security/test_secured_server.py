@@ -215,15 +215,72 @@ def test_keys_are_rotated_by_editing_the_file(
         assert status(rotated) == 200
         assert status(PARTNER_KEY) == 401
 
-        rewrite(KEY_FILE.replace(PARTNER_KEY, rotated) + "intruder\n")  # a broken edit
+        # Revocation fails closed: an edit that removes a key and has a bad line revokes it.
+        rewrite(KEY_FILE.replace(f"partner {PARTNER_KEY}", "partner") + "intruder\n")
         for _ in _polls():
-            assert status(rotated) == 200  # the keys in force stay
-            if "keeping the 2 API keys loaded before" in secured.log():
+            if status(rotated) == 401:
                 break
-        assert f"{keys_path} line 5: expected `NAME KEY`" in secured.log()
-        assert status(WEBFORM_KEY) == 200
+        assert status(rotated) == 401 and status(WEBFORM_KEY) == 200
+        assert f"{keys_path} line 2: expected `NAME KEY`" in secured.log()
+        keys_path.unlink()  # deleted: no key is valid
+        for _ in _polls():
+            if status(WEBFORM_KEY) == 401:
+                break
+        assert status(WEBFORM_KEY) == 401
+        assert "no API key is valid until it can be read" in secured.log()
     finally:
         rewrite(KEY_FILE)
+        for _ in _polls():  # the file in force again before the next test
+            if status(WEBFORM_KEY) == 200 and status(PARTNER_KEY) == 200:
+                break
+
+
+def test_tls_offers_only_aead_suites_on_tls_1_2_and_tls_1_3(
+    secured: ServedProcess, ca_file: Path
+) -> None:
+    """`make serve SSL_CERT= SSL_KEY=` passes the cipher string ECDHE+AESGCM:ECDHE+CHACHA20
+    (BentoML's default, `TLSv1`, offered only CBC suites with SHA-1 on TLS 1.2)."""
+
+    def handshake(context: ssl.SSLContext) -> tuple[str, str] | None:
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", secured.port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                cipher = tls.cipher()
+                assert cipher is not None
+                return cipher[0], cipher[1]
+        except ssl.SSLError:
+            return None
+
+    def client(version: ssl.TLSVersion, ciphers: str | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        context.minimum_version = context.maximum_version = version
+        if ciphers is not None:
+            context.set_ciphers(ciphers)
+        return context
+
+    tls12 = handshake(client(ssl.TLSVersion.TLSv1_2, "ALL:@SECLEVEL=0"))  # offers everything
+    assert tls12 is not None and tls12[1] == "TLSv1.2", tls12
+    assert "GCM" in tls12[0] or "CHACHA20" in tls12[0], tls12
+    assert handshake(client(ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES128-SHA:AES256-SHA")) is None
+    tls13 = handshake(client(ssl.TLSVersion.TLSv1_3))
+    assert tls13 is not None and tls13[1] == "TLSv1.3", tls13
+
+
+def test_query_strings_are_redacted_in_every_log_line(
+    secured: ServedProcess, https: httpx.Client
+) -> None:
+    secret = "querykeymarker0123456789"
+    assert https.post(f"/classify?api_key={secret}", json=GOOD).status_code == 401
+    answer = https.post(f"/classify?api_key={secret}&x=1", json=GOOD, headers=WEBFORM)
+    assert answer.status_code == 200
+    for _ in _polls(10):
+        if "/classify?<redacted>" in secured.log():
+            break
+    log = secured.log()
+    assert secret not in log
+    assert "/classify?<redacted>" in log  # uvicorn's access line (every logger at DEBUG)
 
 
 def test_request_ids_are_echoed_or_made_and_in_every_error_body(https: httpx.Client) -> None:
