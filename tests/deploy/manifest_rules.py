@@ -1,10 +1,19 @@
 """What a credit-risk Deployment manifest must get right, read from the YAML (no cluster).
 
-`deployment_violations` returns one line per broken rule; tests run it over every Deployment in
-deploy/kubernetes/ (none allowed) and over deliberately broken copies (each must be caught).
+The manifests are a kustomize base (deploy/kubernetes/base) and overlays that are kustomize
+components (deploy/kubernetes/overlays/*), any of which combine. `render` builds a combination
+with the real `kubectl kustomize`, as an operator's own kustomization listing them would.
+`deployment_violations` returns one line per broken rule; tests run it over the Deployment of
+every combination (none allowed) and over deliberately broken copies (each must be caught).
 """
 
-from collections.abc import Mapping
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +24,8 @@ from harness.process import PROJECT_ROOT
 from service.settings import ServiceSettings
 
 MANIFESTS = PROJECT_ROOT / "deploy" / "kubernetes"
+BASE = MANIFESTS / "base"
+OVERLAYS = MANIFESTS / "overlays"
 BENTOML_PORT = 3000  # `bentoml serve` in the image listens here
 ENV_PREFIX = "CREDIT_RISK_"
 # Settings the manifests already set whose server side is on its way. Remove each name here
@@ -29,21 +40,54 @@ EXIT_MARGIN_S = 5  # on top of drain delay + request timeout, for the processes 
 Manifest = dict[str, Any]
 
 
-def load_all() -> dict[Path, list[Manifest]]:
-    """Every YAML document under deploy/kubernetes/, by file."""
-    return {
-        path: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-        for path in sorted(MANIFESTS.rglob("*.yaml"))
-    }
+def overlay_names() -> tuple[str, ...]:
+    return tuple(sorted(path.name for path in OVERLAYS.iterdir() if path.is_dir()))
 
 
-def deployments() -> dict[Path, Manifest]:
-    return {
-        path: doc
-        for path, docs in load_all().items()
-        for doc in docs
-        if doc["kind"] == "Deployment"
-    }
+def combinations() -> list[tuple[str, ...]]:
+    """Every set of overlays, the empty one (the base alone) first."""
+    names = overlay_names()
+    return [c for size in range(len(names) + 1) for c in itertools.combinations(names, size)]
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        raise RuntimeError("kubectl is not installed (scripts/system-deps.sh)")
+    return found
+
+
+@cache
+def rendered_text(overlays: tuple[str, ...] = ()) -> str:
+    """`kubectl kustomize` of a kustomization that lists the base and these overlays."""
+    with tempfile.TemporaryDirectory(prefix="credit-risk-kustomize-") as tmp:
+
+        def relative(path: Path) -> str:
+            return os.path.relpath(path, tmp)
+
+        kustomization: dict[str, object] = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [relative(BASE)],
+            "components": [relative(OVERLAYS / name) for name in overlays],
+        }
+        Path(tmp, "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        result = subprocess.run(
+            [kubectl(), "kustomize", tmp], capture_output=True, text=True, timeout=60
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize with {overlays}: {result.stderr}")
+    return result.stdout
+
+
+def render(overlays: Sequence[str] = ()) -> list[Manifest]:
+    """The manifests of the base with `overlays` applied (fresh objects on every call)."""
+    return [doc for doc in yaml.safe_load_all(rendered_text(tuple(overlays))) if doc]
+
+
+def deployment(overlays: Sequence[str] = ()) -> Manifest:
+    (found,) = (doc for doc in render(overlays) if doc["kind"] == "Deployment")
+    return found
 
 
 def container(deployment: Manifest) -> Manifest:

@@ -1,6 +1,7 @@
-"""The Kubernetes manifests: schema-valid (kubernetes-validate --strict, offline, no cluster),
-consistent with each other, with the server's settings and with BentoML's image, and following
-the serving rules of tests/deploy/manifest_rules.py; a manifest that breaks a rule is caught."""
+"""The Kubernetes manifests: every combination of the base and its overlays, rendered by the
+real `kubectl kustomize`, is schema-valid (kubernetes-validate --strict, offline, no cluster),
+consistent with itself, with the server's settings and with BentoML's image, and follows the
+serving rules of tests/deploy/manifest_rules.py; a manifest that breaks a rule is caught."""
 
 import copy
 import subprocess
@@ -12,30 +13,48 @@ import httpx
 import pytest
 import yaml
 
-from harness.process import ServedProcess
+from harness.process import PROJECT_ROOT, ServedProcess
 from tests.deploy.manifest_rules import (
-    MANIFESTS,
     Manifest,
     bentofile_envs,
+    combinations,
     container,
+    deployment,
     deployment_violations,
-    deployments,
     env_of,
-    load_all,
+    overlay_names,
+    render,
+    rendered_text,
 )
 
 VALIDATOR = [sys.executable, "-m", "kubernetes_validate", "--strict"]
+RULES = PROJECT_ROOT / "deploy" / "monitoring" / "rules.yaml"
+TLS_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"  # TLS 1.2 with AEAD suites only (and TLS 1.3)
+COMBINATIONS = combinations()
+
+
+def _name(overlays: tuple[str, ...]) -> str:
+    return "+".join(overlays) or "base"
 
 
 def _validate(*paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*VALIDATOR, *map(str, paths)], capture_output=True, text=True, timeout=120
+        [*VALIDATOR, *map(str, paths)], capture_output=True, text=True, timeout=300
     )
 
 
-def test_every_manifest_validates_strictly() -> None:
-    paths = sorted(MANIFESTS.rglob("*.yaml"))
-    assert len(paths) >= 7, paths  # deployment, service, hpa, pdb + gpu, tls, in-progress hpa
+def test_the_overlays_are_the_expected_ones() -> None:
+    assert overlay_names() == ("gpu", "hpa-in-progress", "monitoring", "tls")
+    assert len(COMBINATIONS) == 2 ** len(overlay_names())
+
+
+def test_every_combination_renders_and_validates_strictly(tmp_path: Path) -> None:
+    """One validator run over all 16 renderings (the validator's start-up is the cost)."""
+    paths = []
+    for overlays in COMBINATIONS:
+        path = tmp_path / f"{_name(overlays)}.yaml"
+        path.write_text(rendered_text(overlays))
+        paths.append(path)
     result = _validate(*paths)
     assert result.returncode == 0, result.stdout + result.stderr
     for path in paths:
@@ -43,17 +62,56 @@ def test_every_manifest_validates_strictly() -> None:
 
 
 def test_strict_validation_rejects_a_misspelt_field(tmp_path: Path) -> None:
-    text = (MANIFESTS / "deployment.yaml").read_text().replace("readinessProbe:", "readinesProbe:")
-    broken = tmp_path / "deployment.yaml"
+    text = rendered_text().replace("readinessProbe:", "readinesProbe:")
+    broken = tmp_path / "base.yaml"
     broken.write_text(text)
     result = _validate(broken)
     assert result.returncode != 0
     assert "readinesProbe" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("path", sorted(deployments()), ids=lambda p: p.name)
-def test_deployment_follows_the_serving_rules(path: Path) -> None:
-    assert deployment_violations(deployments()[path]) == []
+@pytest.mark.parametrize("overlays", COMBINATIONS, ids=_name)
+def test_deployment_follows_the_serving_rules(overlays: tuple[str, ...]) -> None:
+    assert deployment_violations(deployment(overlays)) == []
+
+
+@pytest.mark.parametrize("overlays", COMBINATIONS, ids=_name)
+def test_each_overlay_shows_in_every_combination_and_only_there(overlays: tuple[str, ...]) -> None:
+    """Combinable: each overlay's change survives the others, and none leaks into the base."""
+    docs = render(overlays)
+    server = container(deployment(overlays))
+    hpa = next(doc for doc in docs if doc["kind"] == "HorizontalPodAutoscaler")
+    present = {
+        "gpu": server["resources"]["limits"].get("nvidia.com/gpu") == 1
+        and env_of(deployment(overlays))["CREDIT_RISK_DEVICE"] == "cuda"
+        and "/credit_risk_gpu:" in server["image"],
+        "tls": f"--ssl-ciphers={TLS_CIPHERS}" in server.get("args", [])
+        and server["readinessProbe"]["httpGet"].get("scheme") == "HTTPS",
+        "hpa-in-progress": [m["type"] for m in hpa["spec"]["metrics"]] == ["Pods"],
+        "monitoring": any(doc["kind"] == "PrometheusRule" for doc in docs),
+    }
+    assert {name for name, shown in present.items() if shown} == set(overlays)
+
+
+def test_tls_serves_only_aead_suites_on_tls_1_2() -> None:
+    args = container(deployment(("tls",)))["args"]
+    assert f"--ssl-ciphers={TLS_CIPHERS}" in args
+    assert any(arg.startswith("--ssl-certfile=/etc/credit-risk/tls/") for arg in args)
+
+
+def test_the_prometheus_rule_carries_rules_yaml() -> None:
+    """The PrometheusRule is generated from rules.yaml (scripts/prometheus_rule.py): in sync, and
+    its groups are rules.yaml's, which promtool checks (tests/deploy/test_monitoring_rules.py)."""
+    check = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "prometheus_rule.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    (rule,) = (doc for doc in render(("monitoring",)) if doc["kind"] == "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["spec"] == yaml.safe_load(RULES.read_text())
 
 
 def _set(path: str, value: object) -> Callable[[Manifest], None]:
@@ -114,34 +172,35 @@ BROKEN = {
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
 def test_a_broken_deployment_is_caught(name: str) -> None:
-    deployment = copy.deepcopy(deployments()[MANIFESTS / "deployment.yaml"])
-    BROKEN[name](deployment)
-    assert deployment_violations(deployment), f"{name} was not caught"
+    broken = copy.deepcopy(deployment())
+    BROKEN[name](broken)
+    assert deployment_violations(broken), f"{name} was not caught"
 
 
-def test_gpu_variant_matches_the_gpu_bentofile() -> None:
-    gpu = deployments()[MANIFESTS / "variants" / "deployment-gpu.yaml"]
+def test_gpu_overlay_matches_the_gpu_bentofile() -> None:
+    gpu = deployment(("gpu",))
     env, bento_env = env_of(gpu), bentofile_envs("bentofile.gpu.yaml")
     assert env["CREDIT_RISK_DEVICE"] == bento_env["CREDIT_RISK_DEVICE"] == "cuda"
     assert env["CREDIT_RISK_WORKERS"] == bento_env["CREDIT_RISK_WORKERS"] == "1"
     assert container(gpu)["resources"]["limits"]["nvidia.com/gpu"] == 1
-    name = yaml.safe_load((MANIFESTS.parent.parent / "bentofile.gpu.yaml").read_text())["name"]
+    name = yaml.safe_load((PROJECT_ROOT / "bentofile.gpu.yaml").read_text())["name"]
     assert f"/{name}:" in container(gpu)["image"]
-    cpu = deployments()[MANIFESTS / "deployment.yaml"]
+    cpu = deployment()
     assert (
         env_of(cpu)["CREDIT_RISK_DEVICE"] == bentofile_envs("bentofile.yaml")["CREDIT_RISK_DEVICE"]
     )
 
 
-def test_service_budget_and_autoscalers_select_the_deployment() -> None:
-    docs = [doc for docs in load_all().values() for doc in docs]
-    (name,) = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
-    pod_labels = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["metadata"][
-        "labels"
-    ]
-    port_names = {
-        port["name"] for d in docs if d["kind"] == "Deployment" for port in container(d)["ports"]
-    }
+@pytest.mark.parametrize("overlays", COMBINATIONS, ids=_name)
+def test_service_budget_and_autoscaler_select_the_deployment(overlays: tuple[str, ...]) -> None:
+    docs = render(overlays)
+    (server,) = (d for d in docs if d["kind"] == "Deployment")
+    name = server["metadata"]["name"]
+    pod_labels = server["spec"]["template"]["metadata"]["labels"]
+    port_names = {port["name"] for port in container(server)["ports"]}
+    kinds = [d["kind"] for d in docs]
+    for kind in ("Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        assert kinds.count(kind) == 1, kinds
     for doc in docs:
         if doc["kind"] == "Service":
             assert doc["spec"]["selector"].items() <= pod_labels.items()
@@ -159,7 +218,7 @@ def test_service_budget_and_autoscalers_select_the_deployment() -> None:
 
 
 def test_custom_metric_autoscaler_uses_a_metric_the_server_exports(server: ServedProcess) -> None:
-    hpa = yaml.safe_load((MANIFESTS / "variants" / "hpa-in-progress.yaml").read_text())
+    (hpa,) = (d for d in render(("hpa-in-progress",)) if d["kind"] == "HorizontalPodAutoscaler")
     (metric,) = hpa["spec"]["metrics"]
     name = metric["pods"]["metric"]["name"]
     httpx.post(f"{server.url}/classify", json={}, timeout=30)  # any request creates the series

@@ -2,7 +2,7 @@
 
 Two `bentoml serve` replicas (1 worker each, each its own BENTOML_HOME on the shared test model
 store, BENTOML_CONTAINERIZED as in the image) behind a real HAProxy that health-checks /readyz,
-under a steady /classify load. Each replica is replaced the way deploy/kubernetes/deployment.yaml
+under a steady /classify load. Each replica is replaced the way deploy/kubernetes/base/deployment.yaml
 has Kubernetes do it (RollingUpdate, maxSurge 1, maxUnavailable 0):
   1. start a replica with the new model tag; once it is ready, HAProxy gets its address and
      must see it UP through its own health check (a ready pod's endpoint is added);
