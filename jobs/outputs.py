@@ -61,25 +61,28 @@ class Destination:
         return f"part-{partition:05d}-{run_id}.parquet"
 
 
-def prepare(destinations: tuple[Destination, ...], *, overwrite: bool) -> None:
-    """Each folder absent or empty (emptied with `overwrite`); no folder inside another."""
+def prepare(destinations: tuple[Destination, ...], *, overwrite: bool) -> frozenset[Destination]:
+    """Each folder absent or empty (or, with `overwrite`, holding an earlier output, which
+    stays until `commit` replaces it); no folder inside another. Creates nothing: a run that
+    fails leaves no folder behind. Returns the folders that did not exist."""
     opened = [(d, *d.open()) for d in destinations]
     for i, (first, _, first_path) in enumerate(opened):
         for second, _, second_path in opened[i + 1 :]:
             a, b = PurePosixPath(first_path), PurePosixPath(second_path)
             if a == b or a in b.parents or b in a.parents:
                 raise OutputError(f"outputs {first.uri} and {second.uri} overlap")
+    absent = set()
     for destination, filesystem, path in opened:
         info = filesystem.get_file_info(path)
         if info.type == pafs.FileType.File:
             raise OutputError(f"output {destination.uri} is a file, not a folder")
-        if info.type == pafs.FileType.Directory:
-            if filesystem.get_file_info(pafs.FileSelector(path)) and not overwrite:
-                raise OutputError(
-                    f"output {destination.uri} exists and is not empty (--overwrite replaces it)"
-                )
-            filesystem.delete_dir_contents(path, missing_dir_ok=True)
-        filesystem.create_dir(path, recursive=True)
+        if info.type == pafs.FileType.NotFound:
+            absent.add(destination)
+        elif filesystem.get_file_info(pafs.FileSelector(path)) and not overwrite:
+            raise OutputError(
+                f"output {destination.uri} exists and is not empty (--overwrite replaces it)"
+            )
+    return frozenset(absent)
 
 
 class PartWriter:
@@ -122,12 +125,27 @@ class PartWriter:
 
 
 def commit(
-    destination: Destination, run_id: str, staged: dict[int, str], schema: pa.Schema
+    destination: Destination,
+    run_id: str,
+    staged: dict[int, str],
+    schema: pa.Schema,
+    *,
+    replace: bool = False,
 ) -> list[str]:
     """Moves each partition's staged file into the folder (an empty file with `schema` when
-    no partition had rows, so readers still see the columns) and removes the staging folder.
+    no partition had rows, so readers still see the columns) and removes the staging folder;
+    with `replace`, first removes everything else the folder held (an earlier output).
     Returns the committed files."""
     filesystem, path = destination.open()
+    filesystem.create_dir(path, recursive=True)
+    if replace:
+        for entry in filesystem.get_file_info(pafs.FileSelector(path)):
+            if entry.base_name == STAGING:
+                continue
+            if entry.type == pafs.FileType.Directory:
+                filesystem.delete_dir(entry.path)
+            else:
+                filesystem.delete_file(entry.path)
     committed = []
     for partition, staged_path in sorted(staged.items()):
         final = f"{path}/{destination.final_name(run_id, partition)}"
@@ -142,12 +160,17 @@ def commit(
     return committed
 
 
-def abandon(destination: Destination, run_id: str) -> None:
-    """Removes what a failed run staged; committed files of earlier runs stay."""
+def abandon(destination: Destination, run_id: str, *, created: bool = False) -> None:
+    """Removes what a failed run staged, and the folder itself when this run `created` it and
+    it is empty; committed files of earlier runs stay."""
     filesystem, path = destination.open()
+    if filesystem.get_file_info(path).type != pafs.FileType.Directory:
+        return  # no task got as far as staging a file
     filesystem.delete_dir_contents(f"{path}/{STAGING}/{run_id}", missing_dir_ok=True)
     if filesystem.get_file_info(f"{path}/{STAGING}").type == pafs.FileType.Directory:
         filesystem.delete_dir(f"{path}/{STAGING}")
+    if created and not filesystem.get_file_info(pafs.FileSelector(path)):
+        filesystem.delete_dir(path)
 
 
 def mark_complete(destination: Destination) -> None:

@@ -10,18 +10,23 @@ engines and write both outputs (jobs.outputs). The job then checks rows in = sco
 from the written files' footers and prints a JSON summary as its last stdout line; Spark's
 progress bar runs on stderr meanwhile. Any failure is one `jobs.score: error: ...` line on
 stderr and exit status 1.
+
+Before Spark starts, the input is checked (jobs.inputs) and so are Java, the model and the output
+folders; once it has started, one tiny task per core checks that the executors' Python imports
+the project (jobs.probe). A Parquet input with fewer row groups than the session has cores
+(one large row group is common) is spread over the cores with a repartition.
 """
 
 import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -31,6 +36,7 @@ from pyspark.sql import SparkSession
 
 from jobs.columns import InputSchemaError, check_input_schema
 from jobs.engine import ModelBundle
+from jobs.inputs import InputError, InputLayout, check_input
 from jobs.java import JavaError, check_java
 from jobs.outputs import (
     Destination,
@@ -41,14 +47,21 @@ from jobs.outputs import (
     mark_complete,
     prepare,
 )
+from jobs.probe import ExecutorSetupError, probe_executors
 from jobs.scoring import ADDED_NAMES, reason_fields, rejects_schema, scored_schema
-from jobs.session import start_session
+from jobs.session import ARROW_BATCH_ROWS, DRIVER_PYTHON_CONF, start_session
 from jobs.task import SUMMARY_DDL, ScoringTask
 from runners.model_store import ModelLoadError
 
 DEFAULT_MODEL = "credit_risk_onnx:latest"
 DEFAULT_MASTER = "local[*]"
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")
+# Rows from which an input read by fewer tasks than cores is spread over all of them: below
+# this a shuffle's fixed cost outweighs what the extra cores save.
+MIN_SPREAD_ROWS = 2 * ARROW_BATCH_ROWS
+MIN_SPREAD_BYTES = 4 << 20  # the same for CSV, whose rows are unknown beforehand
+# Set in the environment of the process the job re-starts under spark.pyspark.driver.python.
+REEXEC_MARK = "_CREDIT_RISK_JOB_DRIVER_PYTHON"
+PYTHON_TRACEBACK = "Traceback (most recent call last):"
 logger = logging.getLogger("jobs.score")
 
 
@@ -71,6 +84,7 @@ class Options:
     overwrite: bool
     conf: dict[str, str]
     reasons: int = 0
+    spread: bool = True
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -101,6 +115,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="add reason_1 ... reason_N: each MAYBE or DECLINED row's top reason codes (0-13)",
     )
     parser.add_argument(
+        "--keep-layout",
+        action="store_true",
+        help="read the input as its files are laid out: no spreading over the cores",
+    )
+    parser.add_argument(
         "--conf",
         action="append",
         default=[],
@@ -124,24 +143,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         overwrite=args.overwrite,
         conf=conf,
         reasons=args.reasons,
+        spread=not args.keep_layout,
     )
-
-
-def input_format(path: str, requested: str) -> str:
-    """csv for a .csv file or a local folder of them; parquet otherwise."""
-    if requested != "auto":
-        return requested
-    if path.lower().endswith(CSV_SUFFIXES):
-        return "csv"
-    folder = Path(path)
-    if folder.is_dir() and any(p.name.lower().endswith(CSV_SUFFIXES) for p in folder.iterdir()):
-        return "csv"
-    return "parquet"
 
 
 def run(options: Options, spark: SparkSession | None = None) -> dict[str, Any]:
     """The whole job; with `spark` given, scores on that session and leaves it running."""
     started = time.perf_counter()
+    layout = check_input(options.input, options.input_format)
+    if not layout.checked:
+        logger.info("input %s is read by Spark alone (pyarrow cannot open it)", options.input)
+    if layout.schema is not None:
+        _check_columns(layout.schema, text_numbers=layout.format == "csv", reasons=options.reasons)
     java = check_java()
     logger.info("Java %d at %s", java.major, java.path)
     bundle = ModelBundle.read(options.model)
@@ -149,45 +162,53 @@ def run(options: Options, spark: SparkSession | None = None) -> dict[str, Any]:
     if options.reasons:
         bundle.explaining()  # a model that cannot give reasons fails here, before Spark starts
     scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
-    prepare((scored_dest, rejects_dest), overwrite=options.overwrite)
-    fmt = input_format(options.input, options.input_format)
+    absent = prepare((scored_dest, rejects_dest), overwrite=options.overwrite)
 
     run_id = uuid.uuid4().hex[:12]
     try:
-        counts, spark_start_s = _score_and_commit(options, fmt, bundle, run_id, spark)
+        counts, spark_facts = _score_and_commit(options, layout, bundle, run_id, spark)
     except BaseException:
-        abandon(scored_dest, run_id)
-        abandon(rejects_dest, run_id)
+        abandon(scored_dest, run_id, created=scored_dest in absent)
+        abandon(rejects_dest, run_id, created=rejects_dest in absent)
         raise
     seconds = time.perf_counter() - started
     return {
-        **counts,  # rows_in, scored, rejected, partitions
+        **counts,  # rows_in, scored, rejected, partitions, tasks
         "seconds": round(seconds, 3),
         "rows_per_s": round(counts["rows_in"] / seconds, 1),
         "model": bundle.tag,
         "master": options.master,
-        "spark_start_s": round(spark_start_s, 3),
-        "input_format": fmt,
+        **spark_facts,  # spark_start_s, spread_to, executor_python
+        "input_format": layout.format,
         "output": options.output,
         "rejects": options.rejects,
     }
 
 
 def _score_and_commit(
-    options: Options, fmt: str, bundle: ModelBundle, run_id: str, spark: SparkSession | None
-) -> tuple[dict[str, int], float]:
+    options: Options,
+    layout: InputLayout,
+    bundle: ModelBundle,
+    run_id: str,
+    spark: SparkSession | None,
+) -> tuple[dict[str, int], dict[str, Any]]:
     """Scores on Spark, commits both outputs, reconciles and marks them complete; returns the
-    counts and the session's start-up seconds."""
+    counts and what the run learnt of Spark."""
     scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
-    schema, summaries, spark_start_s = _score_on_spark(options, fmt, bundle, run_id, spark)
+    schema, summaries, facts = _score_on_spark(options, layout, bundle, run_id, spark)
     scored_files = commit(
         scored_dest,
         run_id,
         _files(summaries, "scored_file"),
         scored_schema(schema, options.reasons),
+        replace=options.overwrite,
     )
     rejects_files = commit(
-        rejects_dest, run_id, _files(summaries, "rejects_file"), rejects_schema(schema)
+        rejects_dest,
+        run_id,
+        _files(summaries, "rejects_file"),
+        rejects_schema(schema),
+        replace=options.overwrite,
     )
     counts = reconcile(
         rows_in=sum(row["rows_in"] for row in summaries),
@@ -200,7 +221,10 @@ def _score_and_commit(
     )
     mark_complete(scored_dest)
     mark_complete(rejects_dest)
-    return {**counts, "partitions": len(summaries)}, spark_start_s
+    # Tasks that really scored rows: a Parquet split without a row group's midpoint reads none.
+    tasks = sum(1 for row in summaries if row["rows_in"] > 0)
+    facts["executor_python"] = sorted({row["python"] for row in summaries})
+    return {**counts, "partitions": len(summaries), "tasks": tasks}, facts
 
 
 def reconcile(
@@ -217,20 +241,33 @@ def reconcile(
 
 
 def _score_on_spark(
-    options: Options, fmt: str, bundle: ModelBundle, run_id: str, given: SparkSession | None
-) -> tuple[pa.Schema, list[Any], float]:
-    """One pass: the input's Arrow schema, one summary row per task, the session's start-up."""
+    options: Options,
+    layout: InputLayout,
+    bundle: ModelBundle,
+    run_id: str,
+    given: SparkSession | None,
+) -> tuple[pa.Schema, list[Any], dict[str, Any]]:
+    """One pass: the input's Arrow schema, one summary row per task, and the session's
+    start-up seconds and spreading."""
     started = time.perf_counter()
     spark = given or start_session(options.master, options.conf)
     spark_start_s = time.perf_counter() - started
     logger.info("Spark %s on %s, ready after %.1f s", spark.version, options.master, spark_start_s)
     try:
-        if fmt == "csv":  # every column as text: no schema inference pass over the data
+        _probe(spark)
+        if layout.format == "csv":  # every column as text: no schema inference pass
             frame = spark.read.options(header=True, inferSchema=False).csv(options.input)
         else:
             frame = spark.read.parquet(options.input)
         schema = _arrow_schema(frame.schema)
-        _check_columns(schema, text_numbers=fmt == "csv", reasons=options.reasons)
+        _check_columns(schema, text_numbers=layout.format == "csv", reasons=options.reasons)
+        spread_to = 0
+        if options.spread:
+            cores = spark.sparkContext.defaultParallelism
+            spread_to = spread(layout, cores, frame.rdd.getNumPartitions())
+        if spread_to:
+            logger.info("%s pieces of input, spread over %d tasks", layout.pieces, spread_to)
+            frame = frame.repartition(spread_to)
         shipped = spark.sparkContext.broadcast(bundle)
         task = ScoringTask(
             tag=bundle.tag,
@@ -240,7 +277,7 @@ def _score_on_spark(
             run_id=run_id,
             reasons=options.reasons,
         )
-        logger.info("scoring %s (%s)", options.input, fmt)
+        logger.info("scoring %s (%s)", options.input, layout.format)
         summaries = frame.mapInArrow(task, SUMMARY_DDL).collect()
         shipped.destroy()  # a session that runs more jobs keeps no stale model copies
     except (PySparkException, Py4JError) as error:
@@ -248,7 +285,32 @@ def _score_on_spark(
     finally:
         if given is None:
             spark.stop()
-    return schema, summaries, spark_start_s
+    return schema, summaries, {"spark_start_s": round(spark_start_s, 3), "spread_to": spread_to}
+
+
+def _probe(spark: SparkSession) -> None:
+    """Fails fast when the executors' Python cannot import the project, or cannot start."""
+    try:
+        probe = probe_executors(spark)
+    except (PySparkException, Py4JError) as error:
+        python = os.environ.get("PYSPARK_PYTHON", "python3")
+        raise ExecutorSetupError(
+            f"executors cannot run Python {python}: {_spark_message(error)}"
+        ) from error
+    logger.info("executors' Python: %s (%d probe tasks)", ", ".join(probe.pythons), probe.tasks)
+
+
+def spread(layout: InputLayout, cores: int, partitions: int) -> int:
+    """The partitions to repartition into (0: read as laid out). Spark splits files by bytes,
+    packing small ones together, and gives each Parquet row group (each compressed CSV file)
+    to one task: fewer of those than cores leave cores idle, and a large enough input is then
+    shuffled into one partition per core."""
+    working = partitions if layout.pieces is None else min(layout.pieces, partitions)
+    if working >= cores:
+        return 0
+    if layout.rows is not None:
+        return cores if layout.rows >= MIN_SPREAD_ROWS else 0
+    return cores if layout.size >= MIN_SPREAD_BYTES else 0
 
 
 def _arrow_schema(spark_schema: Any) -> pa.Schema:
@@ -276,13 +338,47 @@ def _files(summaries: list[Any], key: str) -> dict[int, str]:
 
 
 def _spark_message(error: BaseException) -> str:
-    """The first line of the deepest cause Spark reports, without its stack trace."""
+    """The cause in one line: a Python worker's exception line (the last one of its
+    traceback), else the first line of the deepest cause Spark reports; no stack trace."""
     getter = getattr(error, "getMessage", None)
     text = getter() if callable(getter) else str(error)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    causes = [line for line in lines if line.startswith("Caused by:")]
+    lines = [line.rstrip() for line in str(text).splitlines() if line.strip()]
+    python = python_exception_line(lines)
+    if python is not None:
+        return f"a Python worker failed: {python}"[:500]
+    causes = [line.strip() for line in lines if line.strip().startswith("Caused by:")]
     chosen = causes[-1].removeprefix("Caused by:").strip() if causes else (lines or ["?"])[0]
-    return chosen[:500]
+    return chosen.strip()[:500]
+
+
+def python_exception_line(lines: list[str]) -> str | None:
+    """In a Python traceback (the last one when exceptions were chained), the line after the
+    indented frames: `ModuleNotFoundError: No module named 'jobs'`."""
+    starts = [i for i, line in enumerate(lines) if line.endswith(PYTHON_TRACEBACK)]
+    if not starts:
+        return None
+    for line in lines[starts[-1] + 1 :]:
+        if not line[0].isspace():
+            return line.strip().removesuffix("SQLSTATE: 38000").strip()
+    return None
+
+
+def restart_under_driver_python(options: Options, argv: Sequence[str]) -> None:
+    """With --conf spark.pyspark.driver.python=PATH (as spark-submit honours it), the job
+    re-starts itself once under that interpreter; it returns when this is already it."""
+    wanted = options.conf.get(DRIVER_PYTHON_CONF)
+    if not wanted or os.environ.get(REEXEC_MARK) == wanted:
+        return
+    found = shutil.which(wanted)
+    if found is None:
+        raise JobError(f"{DRIVER_PYTHON_CONF}={wanted}: no such executable")
+    if os.path.abspath(found) == os.path.abspath(sys.executable):
+        return
+    logger.info("re-starting under %s (%s)", found, DRIVER_PYTHON_CONF)
+    os.environ[REEXEC_MARK] = wanted
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(found, [found, "-m", "jobs.score", *argv])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,10 +386,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("jobs.score: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    options = parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    options = parse_args(arguments)
     try:
+        restart_under_driver_python(options, arguments)
         summary = run(options)
-    except (JobError, JavaError, InputSchemaError, ModelLoadError, OutputError, OSError) as error:
+    except (
+        JobError,
+        JavaError,
+        InputError,
+        InputSchemaError,
+        ExecutorSetupError,
+        ModelLoadError,
+        OutputError,
+        OSError,
+    ) as error:
         print(f"jobs.score: error: {error}", file=sys.stderr, flush=True)
         return 1
     print(json.dumps(summary), flush=True)

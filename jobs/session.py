@@ -1,15 +1,21 @@
 """The Spark session of a job: embedded on this machine's loopback, or on a cluster's master.
 
 In local mode (`local[*]`, the default) the driver and its executors are this process's JVM and
-the Python workers it forks; they bind 127.0.0.1 only, and the workers run this interpreter
-(PYSPARK_PYTHON), so they import the project's packages. On a cluster (spark://, yarn, k8s://)
-networking and the executors' Python come from the cluster's configuration; `--conf` passes
-anything else.
+the Python workers it forks; they bind 127.0.0.1 only. A standalone master on a loopback
+address (`spark://127.0.0.1:7077`) gets the same loopback driver settings; any other cluster
+takes its networking from `--conf` (spark.driver.host, spark.driver.bindAddress).
+
+The executors' Python: the job is started with `python -m jobs.score`, not spark-submit, and
+PySpark then takes the executors' interpreter from PYSPARK_PYTHON alone, ignoring
+`spark.pyspark.python`. `executor_python` applies Spark's documented order itself
+(spark.pyspark.python, then PYSPARK_PYTHON) and falls back to this interpreter (PySpark's own
+fallback, `python3` on each executor's PATH, is rarely the one with the project installed).
 """
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
+from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 
@@ -17,20 +23,26 @@ APP_NAME = "credit-risk-score"
 # Rows per Arrow batch handed to a task's Python worker: large enough that per-batch costs
 # (a Python call, the engine's per-call overhead) vanish, small enough to stay cache-friendly.
 ARROW_BATCH_ROWS = 65_536
+PYTHON_CONF = "spark.pyspark.python"
+DRIVER_PYTHON_CONF = "spark.pyspark.driver.python"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def is_local(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
 
-def local_settings() -> dict[str, str]:
-    """Loopback only, no web UI: nothing of an embedded run is reachable from the network."""
+def is_loopback_standalone(master: str) -> bool:
+    """spark://127.0.0.1:PORT (or localhost): a cluster on this machine's loopback."""
+    return master.startswith("spark://") and urlsplit(master).hostname in LOOPBACK_HOSTS
+
+
+def loopback_settings() -> dict[str, str]:
+    """Loopback only, no web UI: nothing of the driver is reachable from the network."""
     return {
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "false",
-        # Nothing is shuffled; keep any incidental shuffle at a partition per core.
-        "spark.sql.shuffle.partitions": str(max(2, os.cpu_count() or 2)),
     }
 
 
@@ -40,18 +52,35 @@ def job_settings(master: str) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "true",  # Spark's stage progress bar on stderr
         "spark.python.worker.reuse": "true",  # a worker keeps its engines across tasks
     }
+    if is_local(master) or is_loopback_standalone(master):
+        settings |= loopback_settings()
     if is_local(master):
-        settings |= local_settings()
+        # Nothing is shuffled; keep any incidental shuffle at a partition per core.
+        settings["spark.sql.shuffle.partitions"] = str(max(2, os.cpu_count() or 2))
     return settings
 
 
-def start_session(master: str, extra: Mapping[str, str] | None = None) -> SparkSession:
-    """A session for `master`; `extra` (from --conf) overrides the job's own settings."""
-    if is_local(master):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+def executor_python(conf: Mapping[str, str], env: Mapping[str, str]) -> str:
+    """The interpreter executors run: --conf spark.pyspark.python, else PYSPARK_PYTHON, else
+    this one."""
+    return conf.get(PYTHON_CONF) or env.get("PYSPARK_PYTHON") or sys.executable
+
+
+def start_session(
+    master: str,
+    extra: Mapping[str, str] | None = None,
+    env: MutableMapping[str, str] | None = None,
+) -> SparkSession:
+    """A session for `master`; `extra` (from --conf) overrides the job's own settings. Sets
+    PYSPARK_PYTHON (in `env`, os.environ by default), which PySpark reads as the session
+    starts."""
+    env = os.environ if env is None else env
+    conf = dict(extra or {})
+    env["PYSPARK_PYTHON"] = executor_python(conf, env)
+    if is_local(master) or is_loopback_standalone(master):
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(master).appName(APP_NAME)
-    for key, value in {**job_settings(master), **(extra or {})}.items():
+    for key, value in {**job_settings(master), **conf}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

@@ -1,6 +1,7 @@
 """What one Spark task runs (through `mapInArrow`): score its partition's Arrow batches, write
 its decisions and its rejects, and report one summary row to the driver."""
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,11 +21,12 @@ SUMMARY_SCHEMA = pa.schema(
         pa.field("rejected", pa.int64()),
         pa.field("scored_file", pa.string()),
         pa.field("rejects_file", pa.string()),
+        pa.field("python", pa.string()),  # the executor's interpreter
     ]
 )
 SUMMARY_DDL = (
     "partition long, rows_in long, scored long, rejected long, "
-    "scored_file string, rejects_file string"
+    "scored_file string, rejects_file string, python string"
 )
 
 # This Python worker's scorer per model tag: PySpark reuses a worker for many tasks, and each
@@ -74,6 +76,7 @@ class ScoringTask:
                     "rejected": rejects.rows,
                     "scored_file": scored_file,
                     "rejects_file": rejects_file,
+                    "python": sys.executable,
                 }
             ],
             schema=SUMMARY_SCHEMA,

@@ -33,15 +33,15 @@ BAD_ROWS: dict[int, tuple[dict[str, object], str]] = {
 }
 
 
-def applicant_table(records: list[dict[str, object]]) -> pa.Table:
-    """N_ROWS applicants with an id and a branch (carried columns) and the BAD_ROWS changes;
+def applicant_table(records: list[dict[str, object]], n_rows: int = N_ROWS) -> pa.Table:
+    """`n_rows` applicants with an id and a branch (carried columns) and the BAD_ROWS changes;
     money fields that may be missing are nullable floats, the rest integers, as in a lake."""
-    rows = [dict(records[i % len(records)]) for i in range(N_ROWS)]
+    rows = [dict(records[i % len(records)]) for i in range(n_rows)]
     for i, (changes, _) in BAD_ROWS.items():
         rows[i].update(changes)
     columns: dict[str, pa.Array] = {
-        "application_id": pa.array([f"A{i:06d}" for i in range(N_ROWS)]),
-        "branch": pa.array(np.array(["north", "south", "east"])[np.arange(N_ROWS) % 3]),
+        "application_id": pa.array([f"A{i:06d}" for i in range(n_rows)]),
+        "branch": pa.array(np.array(["north", "south", "east"])[np.arange(n_rows) % 3]),
     }
     for name in FIELDS:
         values = [r[name] for r in rows]
