@@ -156,12 +156,12 @@ class DecisionRecorder:
         batches = self._drain()
         if batches:
             self._held.append(self._assemble(batches))
+        self.sink.maintain()  # first: a file spans at most the rotation age
         self._replay()
         held, self._held = self._held, []
         for table in held:
             self._deliver(table, final)
         self._update_oldest()
-        self.sink.maintain()
         self._retention()
         self.stats.spool_bytes = self.spool.size()
         if self._full and self.stats.spool_bytes < self.spool.max_bytes and not self._held:

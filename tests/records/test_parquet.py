@@ -1,0 +1,159 @@
+"""The Parquet sink: one dataset, private files, rotation by size and age, retention, and
+journals left by a crash."""
+
+import os
+import stat
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+
+from service.records.assemble import assemble
+from service.records.parquet_sink import ParquetSink
+from service.records.recorder import DecisionRecorder
+from service.records.spool import Spool
+from tests.records.helpers import ManualClock, make_batch
+
+
+def recorder_on(directory: Path, clock: ManualClock, **sink: float) -> DecisionRecorder:
+    options = {"rotate_bytes": 1 << 30, "rotate_s": 3600.0, **sink}
+    return DecisionRecorder(
+        ParquetSink(directory, clock=clock, **options),  # type: ignore[arg-type]
+        Spool(directory / "_spool", 1 << 20),
+        reasons=None,
+        flush_interval_s=0.1,
+        max_pending_rows=100_000,
+        spool_full="refuse",
+        clock=clock,
+    )
+
+
+def parquet_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.parquet"))
+
+
+def test_one_dataset_private_files(tmp_path: Path) -> None:
+    directory = tmp_path / "deep" / "log"
+    clock = ManualClock()
+    recorder = recorder_on(directory, clock, rotate_s=10)
+    expected = {}
+    for flush in range(3):
+        for i in range(5):
+            batch = make_batch(f"req-{flush}-{i}", n=i + 1, seed=i, decided_at=clock())
+            expected[batch.request_id] = batch
+            recorder.record(batch)
+        recorder.flush_now()
+        clock.advance(11)  # each flush's journal is old enough to rotate at the next
+    recorder.close()
+
+    assert len(parquet_files(directory)) == 3
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for path in directory.rglob("*"):
+        want = 0o700 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
+    table = ds.dataset(directory, format="parquet").to_table()
+    assert table.num_rows == sum(len(b) for b in expected.values())
+    # every row as recorded, by (request_id, row_index)
+    rows = {(r["request_id"], r["row_index"]): r for r in table.to_pylist()}
+    for request_id, batch in expected.items():
+        for i in range(len(batch)):
+            row = rows[request_id, i]
+            assert row["probability"] == pytest.approx(float(batch.probability[i]), abs=0)
+            assert row["status"] == batch.status[i]
+            assert row["income"] == batch.fields["income"][i]
+            assert row["home"] == batch.fields["home"][i]
+            assert row["decided_at"].timestamp() == pytest.approx(batch.decided_at, abs=1e-6)
+            assert row["challenger_model"] is None
+    # the same dataset through DuckDB's glob
+    count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{directory}/*.parquet')").fetchall()[0]
+    assert count == (table.num_rows,)
+
+
+def test_rotation_by_size(tmp_path: Path) -> None:
+    clock = ManualClock()
+    recorder = recorder_on(tmp_path, clock, rotate_bytes=64 * 1024)
+    for i in range(40):
+        recorder.record(make_batch(f"r{i}", n=200, seed=i))
+        recorder.flush_now()
+    recorder.close()
+    files = parquet_files(tmp_path)
+    assert len(files) > 3  # ~40 x 200 rows of ~150 bytes in 64 KiB journals
+    assert ds.dataset(tmp_path, format="parquet").count_rows() == 40 * 200
+
+
+def test_rotation_by_age_when_idle(tmp_path: Path) -> None:
+    clock = ManualClock()
+    recorder = recorder_on(tmp_path, clock, rotate_s=60)
+    recorder.record(make_batch("only"))
+    recorder.flush_now()
+    assert parquet_files(tmp_path) == []  # in the journal, not yet a Parquet file
+    clock.advance(59)
+    recorder.flush_now()
+    assert parquet_files(tmp_path) == []
+    clock.advance(1)
+    recorder.flush_now()  # nothing new to write: upkeep alone rotates
+    assert len(parquet_files(tmp_path)) == 1
+    assert not list(tmp_path.glob("_journal-*"))
+    recorder.close()
+
+
+def test_retention_deletes_files_older_than_the_days(tmp_path: Path) -> None:
+    clock = ManualClock()
+    day = 86_400.0
+    sink = ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=1, clock=clock)
+    for age_days in (40, 31, 29, 1):
+        sink.write(assemble([make_batch(f"aged-{age_days}", decided_at=clock() - age_days * day)], None))
+        sink.rotate()
+    assert len(parquet_files(tmp_path)) == 4
+    recorder = DecisionRecorder(
+        sink,
+        Spool(tmp_path / "_spool", 1 << 20),
+        reasons=None,
+        flush_interval_s=0.1,
+        max_pending_rows=10,
+        spool_full="drop",
+        retention_days=30,
+        clock=clock,
+    )
+    recorder.flush_now()
+    left = ds.dataset(tmp_path, format="parquet").to_table().column("request_id").to_pylist()
+    assert sorted(left) == ["aged-1", "aged-29"]
+    recorder.close()
+
+
+def test_a_crashed_writers_journal_is_converted_once(tmp_path: Path) -> None:
+    """A journal no live process holds (its writer died) becomes a Parquet file at the next
+    start; if its Parquet file was already written, the journal is only deleted."""
+    clock = ManualClock()
+    pid = os.fork()
+    if pid == 0:  # the crashing writer: two flushes in its journal, then killed
+        sink = ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)
+        sink.write(assemble([make_batch("a", n=3)], None))
+        sink.write(assemble([make_batch("b", n=2)], None))
+        os.kill(os.getpid(), 9)
+    os.waitpid(pid, 0)
+    journals = list(tmp_path.glob("_journal-*.arrows"))
+    assert len(journals) == 1 and parquet_files(tmp_path) == []
+    ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)
+    assert not journals[0].exists()
+    (converted,) = parquet_files(tmp_path)
+    ids = ds.dataset(converted).to_table().column("request_id").to_pylist()
+    assert ids == ["a", "a", "a", "b", "b"]
+    # A journal whose Parquet file exists (crash between the rename and the unlink).
+    journals[0].write_bytes(b"")
+    ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)
+    assert not journals[0].exists()
+    assert ds.dataset(tmp_path, format="parquet").count_rows() == 5
+
+
+def test_a_live_writers_journal_is_left_alone(tmp_path: Path) -> None:
+    clock = ManualClock()
+    live = ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)
+    live.write(assemble([make_batch("live", n=2)], None))
+    ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)  # a second worker
+    assert parquet_files(tmp_path) == []
+    live.write(assemble([make_batch("live2")], None))
+    live.close()
+    assert ds.dataset(tmp_path, format="parquet").count_rows() == 3
