@@ -6,7 +6,6 @@ import stat
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
@@ -104,7 +103,9 @@ def test_retention_deletes_files_older_than_the_days(tmp_path: Path) -> None:
     day = 86_400.0
     sink = ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=1, clock=clock)
     for age_days in (40, 31, 29, 1):
-        sink.write(assemble([make_batch(f"aged-{age_days}", decided_at=clock() - age_days * day)], None))
+        sink.write(
+            assemble([make_batch(f"aged-{age_days}", decided_at=clock() - age_days * day)], None)
+        )
         sink.rotate()
     assert len(parquet_files(tmp_path)) == 4
     recorder = DecisionRecorder(
