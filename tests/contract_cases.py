@@ -2,12 +2,17 @@
 
 Used twice: in-process against the front door (tests/service/test_front_door.py) and against a
 real server, whose answers must equal the in-process ones byte for byte
-(tests/service/test_contract.py): one contract, whichever way a request arrives.
+(tests/service/test_contract.py): one contract, whichever way a request arrives. Beside the
+hand-written cases, every route of the registry gets a method it does not take (405) and, when
+it takes a body, a content type it does not take (415).
 """
 
 from dataclasses import dataclass, field
 
 import orjson
+
+from service.http.routes import MODEL_VERSION
+from service.registry import ENDPOINTS
 
 GOOD: dict[str, object] = {
     "seniority": 3, "home": "owner", "time": 36, "age": 26, "marital": "single", "records": "no",
@@ -40,7 +45,7 @@ def _json(value: object) -> bytes:
     return orjson.dumps(value)
 
 
-CASES: tuple[Case, ...] = (
+WRITTEN: tuple[Case, ...] = (
     Case("missing field", "/classify", _json(_without("income")), 422, "income"),
     Case("wrong type", "/classify", _json({**GOOD, "age": "twenty"}), 422, "age"),
     Case("number as string", "/classify", _json({**GOOD, "amount": "800"}), 422, "amount"),
@@ -82,3 +87,19 @@ CASES: tuple[Case, ...] = (
     Case("V2 unknown model", "/v2/models/other/infer", _json({"inputs": []}), 404, "credit_risk"),
     Case("V2 GET infer", "/v2/models/credit_risk/infer", b"", 405, "GET", method="GET", headers={}),
 )  # fmt: skip
+
+
+def _registry_cases() -> tuple[Case, ...]:
+    cases = []
+    for endpoint in ENDPOINTS:
+        if endpoint.handler is None or endpoint.fallback or MODEL_VERSION in endpoint.path:
+            continue  # BentoML's, a prefix, or a path naming the served model's version
+        path = endpoint.path
+        cases.append(Case(f"PATCH {path}", path, b"", 405, "PATCH", method="PATCH", headers={}))
+        if endpoint.media_types:
+            xml = {"content-type": "application/xml"}
+            cases.append(Case(f"XML to {path}", path, b"<a/>", 415, "content-type", headers=xml))
+    return tuple(cases)
+
+
+CASES: tuple[Case, ...] = WRITTEN + _registry_cases()

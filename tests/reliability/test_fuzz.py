@@ -18,15 +18,17 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from harness.process import PROJECT_ROOT, ServedProcess
+from service.http.routes import MODEL_VERSION
+from service.registry import ENDPOINTS
 from service.schemas import APPLICANT_EXAMPLE
 
 pytestmark = pytest.mark.slow  # starts real server processes
 
 EXAMPLES_PER_MODE = 60  # x 6 routes x 2 modes = 720 generated requests
-SCORING_ROUTES = (
-    "/classify", "/classify_batch", "/classify_bulk", "/explain", "/explain_batch",
-    "/v2/models/credit_risk/infer",
-)  # fmt: skip
+# Every route of the registry that takes a body (the model's versioned paths aside).
+SCORING_ROUTES = tuple(
+    e.path for e in ENDPOINTS if e.media_types and not e.fallback and MODEL_VERSION not in e.path
+)
 CLI_EXAMPLES = 25  # per operation and phase, for the all-checks run of the CLI
 
 

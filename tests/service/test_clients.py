@@ -16,6 +16,7 @@ from tritonclient.utils import InferenceServerException
 from export.pipeline import ExportSummary
 from features.schema import CATEGORICAL_FIELDS, FIELDS
 from harness.process import ServedProcess
+from service.registry import typed
 
 pytestmark = pytest.mark.slow
 ROWS = 300
@@ -29,6 +30,12 @@ def _bulk(server: ServedProcess, records: list[dict[str, Any]]) -> dict[str, Any
     answer = httpx.post(f"{server.url}/classify_bulk", json=_columns(records), timeout=60)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
+
+
+def test_bentoml_clients_see_every_typed_route_of_the_registry(server: ServedProcess) -> None:
+    """BentoML's clients build their methods from /schema.json, which the typed API makes."""
+    routes = httpx.get(f"{server.url}/schema.json", timeout=30).json()["routes"]
+    assert {(r["name"], r["route"]) for r in routes} == {(e.typed_api, e.path) for e in typed()}
 
 
 def test_bentoml_sync_client_calls_every_endpoint(

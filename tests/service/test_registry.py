@@ -1,0 +1,168 @@
+"""One declaration per route: the front door's table, the OpenAPI document, the typed BentoML
+methods, the Python client's routes and the tests' cases all agree with the registry."""
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from client import protocol
+from export.pipeline import ExportSummary
+from service.http.auth import ALWAYS_OPEN, OPS_PATHS
+from service.http.routes import MODEL_VERSION
+from service.openapi import DocumentFacts, document
+from service.registry import ENDPOINTS, Endpoint, documented, typed
+from service.settings import ServiceSettings
+from service.typed_api import typed_methods
+from service.wiring import Worker, build_worker
+from tests.contract_cases import CASES
+from tests.inprocess import client_for, door_for_worker
+from tests.reliability.test_fuzz import SCORING_ROUTES
+
+FACTS = DocumentFacts("credit_risk_onnx:v1", "v1", max_batch_items=1000, max_bulk_rows=200_000)
+
+
+@pytest.fixture(scope="module")
+def worker(exported: ExportSummary) -> Iterator[Worker]:
+    built = build_worker(ServiceSettings(model_tag=exported.onnx_tag, drain_delay_s=0))
+    yield built
+    built.scorer.close()
+
+
+def _version(worker: Worker) -> str:
+    return worker.scorer.model_tag.split(":", 1)[1]
+
+
+def _answered(worker: Worker) -> dict[str, Endpoint]:
+    """The front door's paths (the served version in them) -> their registry entries."""
+    version = _version(worker)
+    return {
+        e.path.replace(MODEL_VERSION, version): e
+        for e in ENDPOINTS
+        if e.handler is not None and not e.fallback
+    }
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def test_each_path_is_declared_once() -> None:
+    keys = [(e.path, e.fallback) for e in ENDPOINTS]
+    assert len(keys) == len(set(keys))
+
+
+def test_the_front_door_answers_exactly_the_registry(worker: Worker) -> None:
+    door = door_for_worker(worker)
+    expected = _answered(worker)
+    assert set(door.routes.routes) == set(expected)
+    for path, route in door.routes.routes.items():
+        endpoint = expected[path]
+        assert route.methods == endpoint.methods, path
+        assert route.media_types == endpoint.media_types, path
+        assert route.bulk == endpoint.bulk, path
+        assert (route.saturated is not None) == (endpoint.queue is not None), path
+    assert set(door.routes.fallbacks) == {e.path for e in ENDPOINTS if e.fallback}
+
+
+def test_the_document_states_every_route_its_bodies_and_refusals() -> None:
+    doc = document(FACTS)
+    assert set(doc["paths"]) == {e.path for e in documented()}
+    for endpoint in documented():
+        for method in endpoint.methods:
+            operation = doc["paths"][endpoint.path][method.lower()]
+            content = operation.get("requestBody", {}).get("content", {})
+            assert tuple(content) == endpoint.media_types, endpoint.path
+            statuses = {"200", *(str(status) for status in endpoint.refusals)}
+            assert set(operation["responses"]) == statuses, endpoint.path
+            for status, response in operation["responses"].items():
+                assert "X-Request-ID" in response["headers"], (endpoint.path, status)
+                if status != "200":
+                    error = response["content"]["application/json"]["schema"]
+                    assert error == {"$ref": "#/components/schemas/Error"}
+            if endpoint.response is not None:
+                answer = operation["responses"]["200"]["content"]["application/json"]
+                assert answer["schema"]["$ref"].endswith(f"/{endpoint.response.__name__}")
+    schemas = doc["components"]["schemas"]
+    for ref in _refs(doc):
+        section, name = ref.removeprefix("#/components/").split("/")
+        assert name in doc["components"][section], ref
+    assert set(schemas["Error"]["required"]) == {"error", "details", "request_id"}
+    assert "securitySchemes" not in doc["components"] and "security" not in doc
+
+
+@pytest.mark.parametrize("ops_open", [False, True])
+def test_with_api_keys_the_document_asks_for_a_key_where_the_server_does(ops_open: bool) -> None:
+    facts = DocumentFacts(FACTS.model_tag, "v1", 1000, 200_000, api_keys=True, ops_open=ops_open)
+    doc = document(facts)
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert doc["security"] == [{"bearer": []}, {"apiKey": []}]
+    for path, operations in doc["paths"].items():
+        open_ = path in ALWAYS_OPEN or (ops_open and path in OPS_PATHS)
+        for operation in operations.values():
+            assert ("401" in operation["responses"]) is not open_, path
+            assert (operation.get("security") == []) is open_, path
+            if not open_:
+                assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+
+
+def test_examples_are_accepted_and_answers_match_the_documented_models(worker: Worker) -> None:
+    """Each route's example gets 200 from the front door, and each JSON answer validates
+    against the route's response model."""
+
+    async def calls() -> list[tuple[Endpoint, httpx.Response]]:
+        answers = []
+        async with client_for(door_for_worker(worker)) as client:
+            for path, endpoint in _answered(worker).items():
+                if "GET" in endpoint.methods:
+                    answers.append((endpoint, await client.get(path)))
+                elif endpoint.example is not None:
+                    answers.append((endpoint, await client.post(path, json=endpoint.example)))
+        return answers
+
+    answers = asyncio.run(calls())
+    assert {e.path for e, _ in answers} >= {e.path for e in ENDPOINTS if e.response is not None}
+    for endpoint, answer in answers:
+        assert answer.status_code == 200, (endpoint.path, answer.text)
+        if endpoint.response is not None:
+            endpoint.response.model_validate_json(answer.content)
+
+
+def test_the_typed_methods_are_the_registry_typed_routes() -> None:
+    methods = typed_methods(ENDPOINTS, lambda instance: instance)
+    assert {name: method.route for name, method in methods.items()} == {
+        e.typed_api: e.path for e in typed()
+    }
+    for endpoint in typed():
+        spec = methods[str(endpoint.typed_api)].input_spec.model_json_schema()
+        assert endpoint.request is not None
+        expected = endpoint.request.model_json_schema()
+        assert spec.get("properties") == expected.get("properties"), endpoint.path
+        assert spec.get("items") == expected.get("items"), endpoint.path
+
+
+def test_the_client_calls_registry_routes_with_bodies_they_take() -> None:
+    by_path = {e.path: e for e in ENDPOINTS}
+    for path, media_type in protocol.ENDPOINTS.items():
+        assert "POST" in by_path[path].methods and media_type in by_path[path].media_types
+
+
+def test_the_contract_and_fuzz_cases_come_from_the_registry(worker: Worker) -> None:
+    answered = _answered(worker)
+    prefixes = tuple(e.path for e in ENDPOINTS if e.fallback)
+    for case in CASES:
+        path = case.path.partition("?")[0]
+        assert path in answered or path.startswith(prefixes), case.name
+    unversioned = {p for p, e in answered.items() if MODEL_VERSION not in e.path}
+    assert unversioned <= {case.path.partition("?")[0] for case in CASES}
+    assert set(SCORING_ROUTES) == {p for p in unversioned if answered[p].media_types}
