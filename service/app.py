@@ -27,7 +27,7 @@ from bentoml._internal.context import server_context
 from runners.batcher import OverloadedError
 from runners.device import DeviceUnavailableError
 from runners.model_store import ModelLoadError
-from service import bentoml_fixes, logs
+from service import bentoml_fixes, log_format, logs
 from service.http.api_keys import KeyFileError
 from service.http.front_door import FrontDoor
 from service.registry import ENDPOINTS
@@ -91,6 +91,7 @@ def create_service(settings: ServiceSettings) -> Services:
     one front door (opened when the worker's models load) behind the request-id and API-key
     layers, and the service classes."""
     logs.install()  # every log line of this process: its request's id, no exception messages
+    log_format.install(settings.log_format)  # JSON lines when CREDIT_RISK_LOG_FORMAT=json
     if server_context.worker_index is None:  # the `bentoml serve` parent, not a worker
         _preflight(settings)
     bentoml_fixes.apply()

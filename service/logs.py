@@ -81,8 +81,26 @@ def _scrub(record: logging.LogRecord) -> None:
         record.args = tuple(redact_queries(a) if isinstance(a, str) else a for a in record.args)
     request_id = REQUEST_ID.get()
     if request_id is not None:
-        # The id is validated to [A-Za-z0-9._:-], so it cannot disturb `msg % args`.
-        record.msg = f"{record.msg} [request_id={request_id}]"
+        setattr(record, _REQUEST_ID_FIELD, request_id)
+        if _request_id_in_message:
+            # The id is validated to [A-Za-z0-9._:-], so it cannot disturb `msg % args`.
+            record.msg = f"{record.msg} [request_id={request_id}]"
+
+
+_REQUEST_ID_FIELD = "credit_risk_request_id"
+_request_id_in_message = True  # False: a formatter writes it as a field (service/log_format.py)
+
+
+def request_id_in_message(on: bool) -> None:
+    """Whether records end with ` [request_id=...]` (text logs) or only carry it."""
+    global _request_id_in_message
+    _request_id_in_message = on
+
+
+def request_id_of(record: logging.LogRecord) -> str | None:
+    """The id of the request a record was made for, if any."""
+    found: str | None = getattr(record, _REQUEST_ID_FIELD, None)
+    return found
 
 
 def install() -> None:

@@ -152,6 +152,12 @@ class ServiceSettings(BaseSettings):
         "defaults (700, 10, 10) collect so often under load that the pauses dominate p99.",
     )
     access_log: bool = Field(False, description="Per-request access log lines (costs ~10%).")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: BentoML's log lines, ending in [request_id=...] while serving a "
+        "request; json: one JSON object a line (time, level, logger, message, request_id, "
+        "trace_id, span_id, exception), for log shippers (service/log_format.py).",
+    )
     # Decision records (issue 25, service/records/): one row per scored applicant.
     decision_log: str = Field(
         "",
