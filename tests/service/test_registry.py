@@ -10,10 +10,11 @@ import pytest
 
 from client import protocol
 from export.pipeline import ExportSummary
+from harness.process import PROJECT_ROOT
 from service.http.auth import ALWAYS_OPEN, OPS_PATHS
 from service.http.routes import MODEL_VERSION
 from service.openapi import DocumentFacts, document
-from service.registry import ENDPOINTS, Endpoint, documented, typed
+from service.registry import ENDPOINTS, SERVICE, Endpoint, documented, typed
 from service.settings import ServiceSettings
 from service.typed_api import typed_methods
 from service.wiring import Worker, build_worker
@@ -166,3 +167,12 @@ def test_the_contract_and_fuzz_cases_come_from_the_registry(worker: Worker) -> N
     unversioned = {p for p, e in answered.items() if MODEL_VERSION not in e.path}
     assert unversioned <= {case.path.partition("?")[0] for case in CASES}
     assert set(SCORING_ROUTES) == {p for p in unversioned if answered[p].media_types}
+
+
+def test_the_readme_route_table_lists_every_service_route() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme.split("## Using it", 1)[1].split("\n#", 1)[0]
+    for endpoint in ENDPOINTS:
+        if endpoint.tag == SERVICE:
+            for method in endpoint.methods:
+                assert f"`{method} {endpoint.path}`" in table, endpoint.path
