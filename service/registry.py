@@ -273,7 +273,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _v2_infer(f"{V2_MODEL}/infer", SCORING_REFUSALS),
     _v2_infer(f"{V2_VERSION}/infer", {**SCORING_REFUSALS, 404: ""}),
     Endpoint("/v2/", "Unknown V2 paths: 404 naming the served model", handlers.v2_not_found,
-             ("GET", "POST"), fallback=True),
+             ("GET", "POST"), fallback=True, tag=V2),
     _get("/docs.json", "This OpenAPI document", docs.openapi_document, None, tag=INFRASTRUCTURE),
     _get("/", "Swagger UI", docs.swagger_page, None, tag=INFRASTRUCTURE),
     _get("/livez", "Liveness (Kubernetes): 200 while the process serves", None, None,
