@@ -61,8 +61,19 @@ def test_a_corrupt_input_file_is_one_clear_error_line(lake, exported, tmp_path: 
     assert "broken.parquet" in last and "not a Parquet file" in last, last
     assert "\tat " not in last and len(last) < 600
     assert result.stdout.strip() == ""  # no summary for a failed run
-    for folder in (out, rej):  # nothing half-written is left as if complete
-        assert sorted(p.name for p in folder.iterdir()) == []
+    assert "jobs.score: Spark" not in result.stderr  # found before Spark started
+    assert not out.exists() and not rej.exists()  # no folder left behind
+
+
+def test_a_missing_input_is_refused_before_spark_starts(exported, tmp_path: Path) -> None:
+    out, rej = tmp_path / "out", tmp_path / "rej"
+    missing = tmp_path / "no-such-lake"
+    result = job("--input", str(missing), "--output", str(out), "--rejects", str(rej),
+                 "--model", exported.onnx_tag)  # fmt: skip
+    assert result.returncode == 1
+    assert _last_line(result.stderr) == f"jobs.score: error: input {missing} does not exist"
+    assert "jobs.score: Spark" not in result.stderr and "Java" not in result.stderr
+    assert not out.exists() and not rej.exists()
 
 
 def test_no_usable_java_is_a_clear_failure(lake, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The Spark job in-process on one shared local session: answers equal /classify_bulk's, every
 column carried, rejects with their errors, reconciled counts, CSV and Parquet, rollback."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from export.pipeline import ExportSummary, run_export
 from features.schema import FIELDS
 from jobs.columns import InputSchemaError
-from jobs.score import parse_args, run
+from jobs.score import MIN_SPREAD_ROWS, JobError, parse_args, run
 from tests.jobs.conftest import BAD_ROWS, N_ROWS, applicant_table
 from tests.reference import reference_probabilities
 
@@ -194,3 +195,47 @@ def test_reason_columns_equal_classify_bulk_with_reasons(
         assert scored.column(f"reason_{rank}").to_pylist() == online[f"reason_{rank}"]
     approved = scored.filter(pc.equal(scored.column("status"), "APPROVED"))
     assert approved.num_rows > 0 and approved.column("reason_1").null_count == approved.num_rows
+
+
+def test_a_file_spark_cannot_decode_leaves_no_output_folders(
+    spark, records, tmp_path, exported
+) -> None:
+    """A footer that reads well over pages that do not (found by Spark, not by the check
+    before it): one JobError, and neither output folder is left behind."""
+    path = tmp_path / "damaged.parquet"
+    pq.write_table(applicant_table(records), path)
+    data = bytearray(path.read_bytes())
+    data[4:600] = b"\xff" * 596  # the first column chunk's page header and values
+    path.write_bytes(bytes(data))
+    out, rej = tmp_path / "out", tmp_path / "rejects"
+    args = ["--input", str(path), "--output", str(out), "--rejects", str(rej)]
+    with pytest.raises(JobError, match=f"^cannot score {re.escape(str(path))}: "):
+        run(parse_args([*args, "--model", exported.onnx_tag]), spark)
+    assert not out.exists() and not rej.exists()
+
+
+def test_one_row_group_is_spread_over_the_cores(spark, records, tmp_path, exported) -> None:
+    """A file of one row group is read by one task; the job spreads it over the session's
+    cores (2 here) and the summary counts the tasks that scored rows."""
+    base = applicant_table(records)
+    table = pa.concat_tables([base] * (MIN_SPREAD_ROWS // base.num_rows + 1))
+    ids = pa.array([f"B{i:07d}" for i in range(table.num_rows)])
+    table = table.set_column(0, "application_id", ids)
+    pq.write_table(table, tmp_path / "one-group.parquet", row_group_size=table.num_rows)
+    source = tmp_path / "one-group.parquet"
+    spread_run, scored, _ = score(spark, tmp_path / "spread", source, "--model", exported.onnx_tag)
+    kept, _, _ = score(
+        spark, tmp_path / "kept", source, "--model", exported.onnx_tag, "--keep-layout"
+    )
+    assert spark.sparkContext.defaultParallelism == 2
+    assert (spread_run["spread_to"], spread_run["tasks"]) == (2, 2)
+    assert (kept["spread_to"], kept["tasks"]) == (0, 1)
+    assert (
+        spread_run["rows_in"]
+        == kept["rows_in"]
+        == table.num_rows
+        == scored.num_rows + (spread_run["rejected"])
+    )
+    assert scored.column("application_id").to_pylist() == sorted(
+        set(scored.column("application_id").to_pylist())
+    )  # every row once
