@@ -119,6 +119,9 @@ class DecisionRecorder:
 
     # -- life cycle -------------------------------------------------------------------------
     def start(self) -> "DecisionRecorder":
+        # The first table Arrow builds from NumPy object arrays imports pandas (~0.7 s): paid
+        # here, at start-up, not by the first flush (which would then be late).
+        assemble([], None)
         self._thread.start()
         return self
 

@@ -5,7 +5,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.metrics import RecordReadings
 from service.records.assemble import ReasonCodes
 from service.records.parquet_sink import ParquetSink
 from service.records.postgres_sink import PostgresSink
@@ -77,15 +76,3 @@ def build_recorder(
         clock=clock,
     )
     return recorder.start()
-
-
-def record_readings(recorder: DecisionRecorder) -> RecordReadings:
-    """What service.metrics.RecordMetrics reads from a recorder."""
-    stats = recorder.stats
-    return RecordReadings(
-        written=lambda: stats.written,
-        spooled=lambda: stats.spooled,
-        dropped=lambda: stats.dropped,
-        lag_s=recorder.lag_s,
-        spool_bytes=lambda: stats.spool_bytes,
-    )

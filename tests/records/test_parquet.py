@@ -66,7 +66,8 @@ def test_one_dataset_private_files(tmp_path: Path) -> None:
             assert row["decided_at"].timestamp() == pytest.approx(batch.decided_at, abs=1e-6)
             assert row["challenger_model"] is None
     # the same dataset through DuckDB's glob
-    count = duckdb.sql(f"SELECT count(*) FROM read_parquet('{directory}/*.parquet')").fetchall()[0]
+    query = f"SELECT count(*) FROM read_parquet('{directory}/*.parquet')"
+    count = duckdb.connect().execute(query).fetchall()[0]
     assert count == (table.num_rows,)
 
 
