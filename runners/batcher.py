@@ -6,7 +6,7 @@ the loop had several requests ready at once) queues as a row block with a future
 scheduled for the next tick, sends everything queued in merged calls of up to `max_batch_rows`.
 With `offload_to_thread` the model runs in a worker thread and everything that queues while it
 is busy is merged into the next call, started as soon as the last one returns. The queue is
-bounded (rows), `saturated()` lets the HTTP layer refuse before parsing a request, and
+bounded (rows), `refusal_reason()` lets the HTTP layer refuse before parsing a request, and
 a request that waited longer than `max_queue_delay_s` before dispatch is failed rather than served
 late. Requests whose caller went away (cancelled future) are dropped before they cost a model call.
 No task or event per request: a flush is a plain loop callback, which keeps the per-request
@@ -85,7 +85,7 @@ class AdaptiveBatcher:
     def queued_rows(self) -> int:
         return self._queued_rows
 
-    def saturated(self) -> str | None:
+    def refusal_reason(self) -> str | None:
         """Why a request arriving now would be refused (queue full, or its head already waited
         past the limit), else None. Lets the HTTP layer refuse before it spends CPU parsing the
         body, which under overload the admitted requests need (RELIABILITY.md)."""
@@ -234,8 +234,9 @@ class AdaptiveBatcher:
         )
 
     async def close(self) -> None:
+        """Free the engine thread once its model call ends (waited for off the event loop)."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
 
 
 def _features(batch: list[_Pending]) -> FeatureMatrix:

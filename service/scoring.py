@@ -92,7 +92,7 @@ class Explaining:
     matrix_coder: MatrixReasonCoder
     top_n: int  # reasons in a MAYBE or DECLINED answer
     bias: float  # the model's base log-odds: bias + sum(contributions) = logit(probability)
-    saturated: Callable[[], str | None] | None = None  # the explanation batcher's queue bound
+    refusal_reason: Callable[[], str | None] | None = None  # the explanation batcher's queue bound
 
 
 class CreditScorer:
@@ -107,7 +107,7 @@ class CreditScorer:
         limits: Limits,
         monitor: DecisionMonitor | None = None,
         explaining: Explaining | None = None,
-        batcher_max_rows: int = 0,
+        batched_below_rows: int = 0,
     ) -> None:
         self.model_tag = model_tag
         self.encoder = encoder
@@ -115,7 +115,9 @@ class CreditScorer:
         self.limits = limits
         self.monitor = monitor
         self.explaining = explaining
-        self.batcher_max_rows = batcher_max_rows
+        # Requests that may share the batcher (V2) do below this many rows: there bulk scoring
+        # would use the batcher's own engine, so the answers are the same (0: never).
+        self.batched_below_rows = batched_below_rows
         self._predict_rows = predict_rows
         self._bulk = bulk
         self._bulk_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
@@ -200,7 +202,7 @@ class CreditScorer:
         batched: bool = False,
     ) -> BulkScores:
         """Read columns -> checked (a 422, or per-row verdicts) -> scored. `batched`: fewer
-        rows than `batcher_max_rows` go through the batcher (the Open Inference Protocol)."""
+        rows than `batched_below_rows` go through the batcher (the Open Inference Protocol)."""
         invalid = verdicts(columns, per_row)
         if invalid is None:
             features = self.encoder.encode_columns(columns.for_encoder())
@@ -210,7 +212,7 @@ class CreditScorer:
         if len(features) == 0:  # every row was invalid
             probabilities = np.empty(0, dtype=np.float32)
             codes = [np.empty(0, dtype=object) for _ in range(reasons)]
-        elif batched and not reasons and len(features) < self.batcher_max_rows:
+        elif batched and not reasons and len(features) < self.batched_below_rows:
             probabilities, codes = await self._predict(features), []
         else:
             probabilities, codes = await self._predict_bulk(features, reasons)

@@ -31,7 +31,7 @@ from service.http.front_door import DoorLimits, FrontDoor
 from service.http.head_limits import HeadLimits
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
-from service.http.routes import RouteContext, Saturated, route_table
+from service.http.routes import RefusalReason, RouteContext, route_table
 from service.metrics import LoadReadings, MetricsBuffer, ServingMetrics, WorkerGauges
 from service.monitoring import DecisionMonitor
 from service.openapi import DocumentFacts
@@ -159,7 +159,7 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         if settings.monitoring
         else None,
         explaining=explaining,
-        batcher_max_rows=bulk.large_min_rows if same_engine else 0,
+        batched_below_rows=bulk.large_min_rows if same_engine else 0,
     )
     return Worker(settings, runner, bulk, scorer, batcher, buffer, explain_batcher)
 
@@ -262,7 +262,7 @@ def _explaining(
         matrix_coder=coder.matrix_coder(runner.stored.feature_names),
         top_n=settings.reasons,
         bias=explainer.contributions(probe).bias,
-        saturated=batcher.saturated if batcher is not None else None,
+        refusal_reason=batcher.refusal_reason if batcher is not None else None,
     )
     return explaining, batcher
 
@@ -310,12 +310,12 @@ def route_context(worker: Worker, ready: Callable[[], bool]) -> RouteContext:
     return RouteContext(worker.scorer, v2, orjson.dumps(worker.info()), ready, document)
 
 
-def _queues(worker: Worker) -> dict[str, Saturated | None]:
+def _queues(worker: Worker) -> dict[str, RefusalReason | None]:
     """The bound of each batcher queue a route may join (None: no batcher, no bound)."""
     explaining = worker.scorer.explaining
     return {
-        "scoring": worker.batcher.saturated if worker.batcher is not None else None,
-        "explaining": explaining.saturated if explaining is not None else None,
+        "scoring": worker.batcher.refusal_reason if worker.batcher is not None else None,
+        "explaining": explaining.refusal_reason if explaining is not None else None,
     }
 
 

@@ -117,7 +117,7 @@ class FrontDoor:
         if media not in route.media_types:
             accepted = ", ".join(route.media_types)
             raise RequestError(415, f"content-type {media!r} is not accepted here; use {accepted}")
-        self.admission.check(route.saturated)
+        self.admission.check(route.refusal_reason)
         if route.bulk:
             return await self._bulk(route, scope, receive, (media, declared, accept))
         body = await read_body(receive, declared, self.limits.max_body_bytes)

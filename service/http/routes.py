@@ -56,7 +56,7 @@ class RouteContext:
 
 Handler = Callable[[RouteContext, Call], Awaitable[Answer]]
 BoundHandler = Callable[[Call], Awaitable[Answer]]
-Saturated = Callable[[], str | None]  # why the queue a request would join is full, or None
+RefusalReason = Callable[[], str | None]  # why the queue a request would join refuses it now
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Route:
     media_types: tuple[str, ...] = (media.JSON,)
     methods: tuple[str, ...] = ("POST",)
     bulk: bool = False  # admitted by bulk bytes in flight and run on the bulk thread
-    saturated: Saturated | None = None  # the bound of the batcher queue the request joins
+    refusal_reason: RefusalReason | None = None  # the bound of the batcher queue it joins
 
     @property
     def allow(self) -> str:
@@ -92,7 +92,7 @@ class RouteTable:
 def route_table(
     endpoints: Iterable["Endpoint"],
     context: RouteContext,
-    queues: Mapping[str, Saturated | None],
+    queues: Mapping[str, RefusalReason | None],
 ) -> RouteTable:
     """The front door's routes: every registry endpoint the door answers (BentoML's app answers
     those without a handler), its path with the served model's version, its handler bound to
@@ -107,7 +107,7 @@ def route_table(
             media_types=endpoint.media_types,
             methods=endpoint.methods,
             bulk=endpoint.bulk,
-            saturated=queues.get(endpoint.queue) if endpoint.queue is not None else None,
+            refusal_reason=queues.get(endpoint.queue) if endpoint.queue is not None else None,
         )
         path = endpoint.path.replace(MODEL_VERSION, context.v2.version)
         if endpoint.fallback:

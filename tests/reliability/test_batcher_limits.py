@@ -32,27 +32,27 @@ def test_in_loop_flush_drains_the_whole_queue_in_one_tick() -> None:
     assert model.calls == [100, 200, 200, 100]
 
 
-def test_saturated_says_why_before_anything_is_parsed() -> None:
+def test_refusal_reason_says_why_before_anything_is_parsed() -> None:
     model = RowSumModel(held_calls=1)
     batcher = AdaptiveBatcher(
         model, max_batch_rows=8, max_queue_rows=12, max_queue_delay_s=0.1, offload_to_thread=True
     )
 
     async def main() -> None:
-        assert batcher.saturated() is None
+        assert batcher.refusal_reason() is None
         first = asyncio.ensure_future(batcher.predict(_rows(1, 4)))
         await until_set(model.entered[0])  # its call holds the model thread
         waiting = [asyncio.ensure_future(batcher.predict(_rows(2, 4))) for _ in range(2)]
         await asyncio.sleep(0)
-        assert batcher.saturated() is None  # 8 of 12 rows queued, just now
+        assert batcher.refusal_reason() is None  # 8 of 12 rows queued, just now
         await asyncio.sleep(0.15)  # the model is held: the queue's head ages past 0.1 s
-        assert "behind" in (batcher.saturated() or "")
+        assert "behind" in (batcher.refusal_reason() or "")
         waiting.append(asyncio.ensure_future(batcher.predict(_rows(2, 4))))
         await asyncio.sleep(0)
-        assert "queue full" in (batcher.saturated() or "")
+        assert "queue full" in (batcher.refusal_reason() or "")
         model.release_all()
         await asyncio.gather(first, *waiting, return_exceptions=True)
-        assert batcher.saturated() is None
+        assert batcher.refusal_reason() is None
         await batcher.close()
 
     asyncio.run(main())

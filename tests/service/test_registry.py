@@ -72,7 +72,7 @@ def test_the_front_door_answers_exactly_the_registry(worker: Worker) -> None:
         assert route.methods == endpoint.methods, path
         assert route.media_types == endpoint.media_types, path
         assert route.bulk == endpoint.bulk, path
-        assert (route.saturated is not None) == (endpoint.queue is not None), path
+        assert (route.refusal_reason is not None) == (endpoint.queue is not None), path
     assert set(door.routes.fallbacks) == {e.path for e in ENDPOINTS if e.fallback}
 
 
