@@ -19,7 +19,8 @@ from client import protocol
 from client.decisions import Decision
 from client.inputs import Chunk, Source, TableInput, from_pandas, open_input
 from client.progress import progress_bar
-from client.results import as_frame, empty_result, scored
+from client.rejects import Rejects, RejectsSink, rejects_sink
+from client.results import as_frame, empty_result, scored, split
 from client.retry import Attempts, RetryPolicy
 from client.wire import read_answer, request_body
 
@@ -109,10 +110,13 @@ class AsyncCreditRiskClient:
         chunk_rows: int = protocol.DEFAULT_CHUNK_ROWS,
         concurrency: int = protocol.DEFAULT_CONCURRENCY,
         progress: bool | None = None,
+        rejects: Rejects | None = None,
     ) -> pa.Table:
         """See CreditRiskClient.score_table."""
         source = await asyncio.to_thread(open_input, table)
-        pieces = [p async for p in self._scored_chunks(source, chunk_rows, concurrency, progress)]
+        with rejects_sink(rejects, source.schema) as sink:
+            chunks = self._scored_chunks(source, chunk_rows, concurrency, progress, sink)
+            pieces = [piece async for piece in chunks]
         return pa.concat_tables(pieces) if pieces else empty_result(source.schema)
 
     async def score_frame(
@@ -139,14 +143,23 @@ class AsyncCreditRiskClient:
         chunk_rows: int = protocol.DEFAULT_CHUNK_ROWS,
         concurrency: int = protocol.DEFAULT_CONCURRENCY,
         progress: bool | None = None,
+        rejects: Rejects | None = None,
     ) -> AsyncIterator[pa.Table]:
-        """`score_table` one chunk at a time, in input order."""
+        """`score_table` one chunk at a time, in input order (see CreditRiskClient.iter_scores
+        for `rejects`)."""
         source = await asyncio.to_thread(open_input, table)
-        async for piece in self._scored_chunks(source, chunk_rows, concurrency, progress):
-            yield piece
+        with rejects_sink(rejects, source.schema) as sink:
+            chunks = self._scored_chunks(source, chunk_rows, concurrency, progress, sink)
+            async for piece in chunks:
+                yield piece
 
     async def _scored_chunks(
-        self, source: Source, chunk_rows: int, concurrency: int, progress: bool | None
+        self,
+        source: Source,
+        chunk_rows: int,
+        concurrency: int,
+        progress: bool | None,
+        rejects: RejectsSink | None = None,
     ) -> AsyncIterator[pa.Table]:
         """Chunks scored `concurrency` at a time, yielded in input order, up to twice that many
         read ahead (as the sync client)."""
@@ -154,7 +167,8 @@ class AsyncCreditRiskClient:
         chunks = source.chunks(chunk_rows)
         window = 2 * concurrency
         limit = asyncio.Semaphore(concurrency)
-        pending: deque[asyncio.Task[pa.Table]] = deque()
+        pending: deque[asyncio.Task[tuple[pa.Table, pa.Table | None]]] = deque()
+        per_row = rejects is not None
         exhausted = False
         with progress_bar(source.rows, progress) as bar:
             try:
@@ -165,10 +179,15 @@ class AsyncCreditRiskClient:
                         if chunk is None:
                             exhausted = True
                         else:
-                            pending.append(asyncio.create_task(self._score_chunk(chunk, limit)))
+                            pending.append(
+                                asyncio.create_task(self._score_chunk(chunk, limit, per_row))
+                            )
                     if not pending:
                         return
-                    result = await pending.popleft()
+                    result, rejected = await pending.popleft()
+                    if rejects is not None and rejected is not None:
+                        await asyncio.to_thread(rejects.write, rejected)
+                        bar.update(rejected.num_rows)
                     bar.update(result.num_rows)
                     yield result
             finally:
@@ -176,15 +195,23 @@ class AsyncCreditRiskClient:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _score_chunk(self, chunk: Chunk, limit: asyncio.Semaphore) -> pa.Table:
+    async def _score_chunk(
+        self, chunk: Chunk, limit: asyncio.Semaphore, per_row: bool
+    ) -> tuple[pa.Table, pa.Table | None]:
         async with limit:
             what = protocol.bulk_what(chunk.offset, chunk.rows)
             body = await asyncio.to_thread(request_body, chunk.table)
             response = await self._post(
-                protocol.CLASSIFY_BULK, body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
+                protocol.bulk_path(per_row),
+                body,
+                protocol.BULK_HEADERS,
+                what,
+                row_offset=chunk.offset,
             )
-        answer = await asyncio.to_thread(read_answer, response.content, chunk.rows)
-        return scored(chunk.table, answer)
+        answer = await asyncio.to_thread(read_answer, response.content, chunk.rows, per_row)
+        if not per_row:
+            return scored(chunk.table, answer), None
+        return await asyncio.to_thread(split, chunk.table, answer)
 
     async def _post(
         self, path: str, body: bytes, headers: Mapping[str, str], what: str, row_offset: int = 0

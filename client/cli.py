@@ -2,92 +2,80 @@
 
     python -m client score applicants.parquet decisions.parquet --url http://127.0.0.1:3000
     python -m client score applicants.csv decisions.csv --url URL --chunk-rows 50000 --concurrency 2
+    python -m client score applicants.parquet decisions.parquet --rejects rejects.parquet --url URL
     python -m client classify --url URL '{"seniority": 3, "home": "owner", ...}'
 
 `score` streams: the input is read, sent and written out chunk by chunk, so files of any size
 take bounded memory; the output (Parquet, or CSV by its extension) holds the input's non-field
-columns, then probability, status and model, row for row. It is written under a temporary
-name and renamed when complete, and the last line printed is a JSON summary:
-{"rows", "seconds", "rows_per_s", "model", "output"}.
+columns, then probability, status and model, row for row. A bad value stops it, naming the row;
+with `--rejects FILE` every valid row is scored and every invalid one written to FILE instead,
+with all its input columns and `error` (the field and the rule, as the Spark job's rejects).
+Outputs are written under a temporary name and renamed when complete, and the last line printed
+is a JSON summary: {"rows", "scored", "rejected", "seconds", "rows_per_s", "model", "output"}
+(and "rejects"), rows = scored + rejected.
 """
 
 import argparse
-import os
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
-import pyarrow.csv as pcsv
-import pyarrow.parquet as pq
 
 from client import protocol
 from client.errors import CreditRiskError, InputError
 from client.inputs import open_input
-from client.results import empty_result
+from client.outputs import TableFile, output_kind
+from client.results import empty_result, rejects_schema
 from client.sync_client import CreditRiskClient
-
-OUTPUT_KINDS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
 def score(args: argparse.Namespace) -> dict[str, object]:
     out: Path = args.output
-    kind = OUTPUT_KINDS.get(out.suffix.lower())
-    if kind is None:
-        raise InputError(f"{out}: the output must end in {', '.join(OUTPUT_KINDS)}")
+    output_kind(out)
+    if args.rejects is not None:
+        output_kind(args.rejects)
+        if args.rejects.resolve() == out.resolve():
+            raise InputError(f"{out}: the rejects need a file of their own")
+    schema = open_input(args.input).schema
     started = time.perf_counter()
     models: dict[str, None] = {}  # in order of first appearance
-    rows = 0
-    with CreditRiskClient(args.url, timeout=args.timeout, api_key=_api_key(args)) as risk:
-        pieces = risk.iter_scores(
+    with contextlib.ExitStack() as files:
+        risk = files.enter_context(
+            CreditRiskClient(args.url, timeout=args.timeout, api_key=_api_key(args))
+        )
+        # An input without rows still gets its outputs, with the result's columns.
+        scored = files.enter_context(TableFile(out, empty_result(schema).schema))
+        rejects = None
+        if args.rejects is not None:
+            rejects = files.enter_context(TableFile(args.rejects, rejects_schema(schema)))
+        for piece in risk.iter_scores(
             args.input,
             chunk_rows=args.chunk_rows,
             concurrency=args.concurrency,
             progress=args.progress,
-        )
-
-        def counted() -> Iterator[pa.Table]:
-            nonlocal rows
-            for piece in pieces:
-                rows += piece.num_rows
-                models.update(dict.fromkeys(piece.column("model").unique().to_pylist()))
-                yield piece
-
-        _write(counted(), out, kind, lambda: empty_result(open_input(args.input).schema))
+            rejects=rejects,
+        ):
+            scored.write(piece)
+            models.update(dict.fromkeys(piece.column("model").unique().to_pylist()))
     seconds = time.perf_counter() - started
+    rejected = rejects.rows if rejects is not None else 0
+    rows = scored.rows + rejected
     tags = list(models)
-    return {
+    summary: dict[str, object] = {
         "rows": rows,
+        "scored": scored.rows,
+        "rejected": rejected,
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds) if seconds > 0 else None,
         "model": tags[0] if len(tags) == 1 else tags,  # several when a rollout happened mid-job
         "output": str(out),
     }
-
-
-def _write(pieces: Iterator[pa.Table], out: Path, kind: str, empty: Callable[[], pa.Table]) -> None:
-    """Every piece to `out`, through a temporary file renamed at the end: a job that fails
-    halfway leaves no output that looks complete."""
-    partial = out.with_name(f".{out.name}.partial")
-    first = next(pieces, None)
-    if first is None:  # an input without rows still gets an output, with the result's columns
-        first = empty()
-    try:
-        if kind == "parquet":
-            with pq.ParquetWriter(partial, first.schema) as parquet:
-                parquet.write_table(first)
-                for piece in pieces:
-                    parquet.write_table(piece)
-        else:
-            with pcsv.CSVWriter(partial, first.schema) as csv:
-                csv.write_table(first)
-                for piece in pieces:
-                    csv.write_table(piece)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    if args.rejects is not None:
+        summary["rejects"] = str(args.rejects)
+    return summary
 
 
 def classify(args: argparse.Namespace) -> dict[str, object]:
@@ -129,6 +117,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     scoring.add_argument("input", help="Parquet file or folder, or CSV file")
     scoring.add_argument("output", type=Path, help="Parquet (.parquet) or CSV (.csv) file")
+    scoring.add_argument(
+        "--rejects",
+        type=Path,
+        help="Parquet (.parquet) or CSV (.csv) file for the invalid rows: with it every valid "
+        "row is scored and every invalid one written there with its error, instead of stopping",
+    )
     scoring.add_argument("--chunk-rows", type=int, default=protocol.DEFAULT_CHUNK_ROWS)
     scoring.add_argument("--concurrency", type=int, default=protocol.DEFAULT_CONCURRENCY)
     scoring.add_argument(

@@ -76,6 +76,12 @@ def check_bulk_options(chunk_rows: int, concurrency: int) -> None:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
 
 
+def bulk_path(per_row: bool) -> str:
+    """/classify_bulk, asking with `per_row` for per-row verdicts (invalid rows INVALID with
+    their error, the rest scored) instead of a refusal of the whole request."""
+    return f"{CLASSIFY_BULK}?per_row=true" if per_row else CLASSIFY_BULK
+
+
 def bulk_what(offset: int, rows: int) -> str:
     """How a bulk request is named in logs and errors."""
     return f"/classify_bulk (input rows {offset}-{offset + rows - 1})"

@@ -1,9 +1,14 @@
 """Decisions joined to the rows they answer: the input's own non-field columns (an application
-id...), then probability, status and model, row i of the result for row i of the input."""
+id...), then probability, status and model, row i of the result for row i of the input.
+
+With per-row verdicts the rows split in two: the scored ones, as above, and the rejects, every
+input column of an invalid row (the form fields too, as sent) then `error`, as the Spark job
+writes its rejects."""
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from client.wire import BulkAnswer
 from features.schema import FIELDS
@@ -26,6 +31,25 @@ def scored(table: pa.Table, answer: BulkAnswer) -> pa.Table:
     )
     columns.update(probability=answer.probability, status=answer.status, model=model)
     return pa.table(columns)
+
+
+def split(table: pa.Table, answer: BulkAnswer) -> tuple[pa.Table, pa.Table]:
+    """Per-row verdicts: (the scored rows beside their answers, the rejected rows with their
+    `error`), each in input order."""
+    assert answer.error is not None
+    error = pc.cast(answer.error, pa.string())  # the server sends it dictionary-encoded
+    rejected = pc.is_valid(error)
+    if not pc.any(rejected).as_py():
+        return scored(table, answer), rejects_schema(table.schema).empty_table()
+    keep = pc.invert(rejected)
+    kept = BulkAnswer(answer.probability.filter(keep), answer.status.filter(keep), answer.model)
+    rejects = table.filter(rejected).append_column("error", error.filter(rejected))
+    return scored(table.filter(keep), kept), rejects
+
+
+def rejects_schema(schema: pa.Schema) -> pa.Schema:
+    """Every input column, then `error`."""
+    return schema.append(pa.field("error", pa.string()))
 
 
 def empty_result(schema: pa.Schema) -> pa.Table:

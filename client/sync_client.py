@@ -16,7 +16,8 @@ from client import protocol
 from client.decisions import Decision
 from client.inputs import Chunk, Source, TableInput, from_pandas, open_input
 from client.progress import progress_bar
-from client.results import as_frame, empty_result, scored
+from client.rejects import Rejects, RejectsSink, rejects_sink
+from client.results import as_frame, empty_result, scored, split
 from client.retry import Attempts, RetryPolicy
 from client.wire import read_answer, request_body
 
@@ -93,6 +94,7 @@ class CreditRiskClient:
         chunk_rows: int = protocol.DEFAULT_CHUNK_ROWS,
         concurrency: int = protocol.DEFAULT_CONCURRENCY,
         progress: bool | None = None,
+        rejects: Rejects | None = None,
     ) -> pa.Table:
         """Decisions for every row of `table` (a DataFrame, an Arrow table, or the path of a
         Parquet file or folder or a CSV file): an Arrow table with the input's non-field columns,
@@ -100,9 +102,15 @@ class CreditRiskClient:
         /classify_bulk in Arrow chunks of `chunk_rows`, `concurrency` requests at a time; files
         are read as they are sent. `progress`: a tqdm bar on stderr (None: on long jobs when
         stderr is a terminal). A bad row raises RequestRejectedError naming it by its index in
-        the whole input (`income[1200345]`)."""
+        the whole input (`income[1200345]`).
+
+        `rejects` (a .parquet or .csv path, or an object with `write(table)`): per-row verdicts
+        instead. Every valid row is scored and returned, in input order; every invalid row goes
+        there with all its input columns and `error` (the field and the rule it breaks, as the
+        Spark job's rejects say it)."""
         source = open_input(table)
-        pieces = list(self._scored_chunks(source, chunk_rows, concurrency, progress))
+        with rejects_sink(rejects, source.schema) as sink:
+            pieces = list(self._scored_chunks(source, chunk_rows, concurrency, progress, sink))
         return pa.concat_tables(pieces) if pieces else empty_result(source.schema)
 
     def score_frame(
@@ -129,29 +137,43 @@ class CreditRiskClient:
         chunk_rows: int = protocol.DEFAULT_CHUNK_ROWS,
         concurrency: int = protocol.DEFAULT_CONCURRENCY,
         progress: bool | None = None,
+        rejects: Rejects | None = None,
     ) -> Iterator[pa.Table]:
         """`score_table` one chunk at a time, in input order, so that a caller can write the
-        results out as they come (memory stays bounded whatever the input's size)."""
-        yield from self._scored_chunks(open_input(table), chunk_rows, concurrency, progress)
+        results out as they come (memory stays bounded whatever the input's size). With
+        `rejects`, each chunk's invalid rows are written there before its scored rows are
+        yielded; a rejects file is complete once the iteration is."""
+        source = open_input(table)
+        with rejects_sink(rejects, source.schema) as sink:
+            yield from self._scored_chunks(source, chunk_rows, concurrency, progress, sink)
 
     def _scored_chunks(
-        self, source: Source, chunk_rows: int, concurrency: int, progress: bool | None
+        self,
+        source: Source,
+        chunk_rows: int,
+        concurrency: int,
+        progress: bool | None,
+        rejects: RejectsSink | None = None,
     ) -> Iterator[pa.Table]:
         """Chunks scored `concurrency` at a time, yielded in input order. Up to twice that many
         are read ahead, so a slow chunk at the head does not leave the connections idle."""
         protocol.check_bulk_options(chunk_rows, concurrency)
         chunks = source.chunks(chunk_rows)
         window = 2 * concurrency
-        pending: deque[Future[pa.Table]] = deque()
+        pending: deque[Future[tuple[pa.Table, pa.Table | None]]] = deque()
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="credit-risk-bulk")
+        per_row = rejects is not None
         with progress_bar(source.rows, progress) as bar:
             try:
                 while True:
                     for chunk in itertools.islice(chunks, window - len(pending)):
-                        pending.append(pool.submit(self._score_chunk, chunk))
+                        pending.append(pool.submit(self._score_chunk, chunk, per_row))
                     if not pending:
                         return
-                    result = pending.popleft().result()
+                    result, rejected = pending.popleft().result()
+                    if rejects is not None and rejected is not None:
+                        rejects.write(rejected)
+                        bar.update(rejected.num_rows)
                     bar.update(result.num_rows)
                     yield result
             finally:
@@ -159,13 +181,17 @@ class CreditRiskClient:
                 # waiting out a Retry-After): the error is raised now, not after them.
                 pool.shutdown(wait=not pending, cancel_futures=True)
 
-    def _score_chunk(self, chunk: Chunk) -> pa.Table:
+    def _score_chunk(self, chunk: Chunk, per_row: bool) -> tuple[pa.Table, pa.Table | None]:
+        """The chunk's scored rows, and with `per_row` its rejected ones."""
         what = protocol.bulk_what(chunk.offset, chunk.rows)
         body = request_body(chunk.table)
         response = self._post(
-            protocol.CLASSIFY_BULK, body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
+            protocol.bulk_path(per_row), body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
         )
-        return scored(chunk.table, read_answer(response.content, chunk.rows))
+        answer = read_answer(response.content, chunk.rows, per_row)
+        if not per_row:
+            return scored(chunk.table, answer), None
+        return split(chunk.table, answer)
 
     def _post(
         self, path: str, body: bytes, headers: Mapping[str, str], what: str, row_offset: int = 0

@@ -4,7 +4,9 @@ A request body is an Arrow IPC stream holding only the 13 form fields (numbers o
 float type, categories as plain or dictionary-encoded strings). With
 `Accept: application/vnd.apache.arrow.stream` the answer is an Arrow stream too: `probability`
 (float32) and `status` (dictionary-encoded), row i for applicant i, and the model tag in the
-schema metadata under "model".
+schema metadata under "model". With per-row verdicts (`?per_row=true`) the answer also has
+`error`: null for a scored row; for an invalid one (status INVALID, null probability) the field
+and the rule it breaks.
 """
 
 from dataclasses import dataclass
@@ -29,21 +31,24 @@ def request_body(table: pa.Table) -> bytes:
 @dataclass(frozen=True)
 class BulkAnswer:
     probability: pa.Array | pa.ChunkedArray  # float32
-    status: pa.Array | pa.ChunkedArray  # dictionary of APPROVED, MAYBE, DECLINED
+    status: pa.Array | pa.ChunkedArray  # dictionary of APPROVED, MAYBE, DECLINED (, INVALID)
     model: str
+    error: pa.Array | pa.ChunkedArray | None = None  # per-row verdicts: null for a scored row
 
     @property
     def rows(self) -> int:
         return len(self.probability)
 
 
-def read_answer(content: bytes, rows: int) -> BulkAnswer:
-    """An Arrow answer, checked: both columns and the model tag there, one row per applicant."""
+def read_answer(content: bytes, rows: int, per_row: bool = False) -> BulkAnswer:
+    """An Arrow answer, checked: both columns (and `error` for per-row verdicts) and the model
+    tag there, one row per applicant."""
     try:
         table = pa.ipc.open_stream(pa.BufferReader(content)).read_all()
     except (pa.ArrowException, OSError) as error:
         raise ServerError(f"answer is not an Arrow stream ({error})") from error
-    missing = {"probability", "status"} - set(table.column_names)
+    wanted = {"probability", "status", "error"} if per_row else {"probability", "status"}
+    missing = wanted - set(table.column_names)
     model = (table.schema.metadata or {}).get(b"model")
     if missing or model is None:
         raise ServerError(
@@ -51,4 +56,5 @@ def read_answer(content: bytes, rows: int) -> BulkAnswer:
         )
     if table.num_rows != rows:
         raise ServerError(f"answer has {table.num_rows} rows for {rows} applicants")
-    return BulkAnswer(table.column("probability"), table.column("status"), model.decode())
+    errors = table.column("error") if per_row else None
+    return BulkAnswer(table.column("probability"), table.column("status"), model.decode(), errors)

@@ -13,7 +13,13 @@ import pytest
 from export.pipeline import ExportSummary
 from harness.process import PROJECT_ROOT, ServedProcess
 from tests.client.conftest import CHUNK_ROWS, Applicants
-from tests.client.test_client import TOLERANCE, _check_scored
+from tests.client.test_client import (
+    BAD_ROWS,
+    TOLERANCE,
+    _check_rejects,
+    _check_scored,
+    _with_bad_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +66,27 @@ def test_score_bad_row_fails_naming_it_and_leaves_no_output(
     pcsv.write_csv(table, source)
     done = _client("score", str(source), str(out), "--url", server.url, "--chunk-rows", "5000")
     assert done.returncode == 1
-    assert "age[11999]: Input should be" in done.stderr
+    assert "age[11999]: must be a number from 18 to 120; got 12" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [source.name]
+
+
+def test_score_with_rejects_keeps_going_and_counts(
+    server: ServedProcess, applicants: Applicants, tmp_path
+) -> None:
+    table = _with_bad_rows(applicants.table)
+    source, out = tmp_path / "applicants.parquet", tmp_path / "decisions.parquet"
+    rejects = tmp_path / "rejects.csv"
+    pq.write_table(table, source)
+    done = _client(
+        "score", str(source), str(out), "--rejects", str(rejects), "--url", server.url,
+        "--chunk-rows", str(CHUNK_ROWS),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["rows"] == table.num_rows == summary["scored"] + summary["rejected"]
+    assert summary["rejected"] == len(BAD_ROWS) and summary["rejects"] == str(rejects)
+    read = pcsv.read_csv(rejects, convert_options=pcsv.ConvertOptions(column_types=table.schema))
+    _check_rejects(pq.read_table(out), read, table, applicants)
 
 
 def test_classify_one_applicant(

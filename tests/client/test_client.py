@@ -116,9 +116,84 @@ def test_score_table_names_a_bad_row_by_its_place_in_the_whole_input(
     with CreditRiskClient(server.url) as risk, pytest.raises(RequestRejectedError) as raised:
         risk.score_table(table, chunk_rows=CHUNK_ROWS, concurrency=CONCURRENCY)
     assert raised.value.status == 422
-    assert raised.value.error.startswith("income[9876]: Input should be a finite number")
+    assert raised.value.error == "income[9876]: must be a number from 0 to 1e+09; got -5"
     assert "income[9876]" in str(raised.value)
     assert raised.value.details[0]["location"] == "income[9876]"
+
+
+# Row -> (field, value, the error the rejects must give it): across chunk boundaries (2,500
+# rows each), a float 5.0 quoted as the client sent it ("got 5"), an int64 above 2**53.
+BAD_ROWS = {
+    0: ("age", 5.0, "age: must be a number from 18 to 120; got 5"),
+    2_499: ("home", "castle", "home: must be one of unk, rent, owner, private, ignore, parents, "
+            "other; got 'castle'"),
+    2_500: ("income", None, "income: missing value"),
+    7_777: ("price", 2**60, f"price: must be a number from 0 to 1e+09; got {2**60}"),
+    11_999: ("job", "pilot", "job: must be one of unk, fixed, partime, freelance, others; got "
+             "'pilot'"),
+}  # fmt: skip
+
+
+def _with_bad_rows(table: pa.Table) -> pa.Table:
+    for row, (field, value, _) in BAD_ROWS.items():
+        values = table.column(field).to_pylist()
+        values[row] = value
+        table = table.set_column(
+            table.schema.get_field_index(field),
+            field,
+            pa.array(values, table.schema.field(field).type),
+        )
+    return table
+
+
+def _check_rejects(scored: pa.Table, rejects: pa.Table, table: pa.Table, applicants) -> None:
+    """Valid rows scored in input order; the invalid ones rejected whole, with their errors."""
+    valid = [i for i in range(table.num_rows) if i not in BAD_ROWS]
+    ids = applicants.ids
+    assert scored.column("application_id").to_pylist() == [ids[i] for i in valid]
+    np.testing.assert_allclose(
+        scored.column("probability").to_numpy(), applicants.expected[valid], atol=TOLERANCE
+    )
+    assert rejects.column_names == [*table.column_names, "error"]
+    assert rejects.column("application_id").to_pylist() == [ids[i] for i in BAD_ROWS]
+    assert rejects.column("error").to_pylist() == [bad[2] for bad in BAD_ROWS.values()]
+    assert rejects.drop_columns(["error"]).equals(table.take(list(BAD_ROWS)))
+
+
+def test_score_table_with_rejects_scores_every_valid_row(
+    server: ServedProcess, applicants: Applicants, tmp_path
+) -> None:
+    table = _with_bad_rows(applicants.table)
+    rejects = tmp_path / "rejects.parquet"
+    with CreditRiskClient(server.url) as risk:
+        scored = risk.score_table(
+            table, chunk_rows=CHUNK_ROWS, concurrency=CONCURRENCY, rejects=rejects
+        )
+    _check_rejects(scored, pq.read_table(rejects), table, applicants)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rejects.parquet"]
+
+
+def test_async_iter_scores_with_rejects(
+    server: ServedProcess, applicants: Applicants, tmp_path
+) -> None:
+    table = _with_bad_rows(applicants.table)
+    written: list[pa.Table] = []
+
+    class Collected:
+        def write(self, piece: pa.Table) -> None:
+            written.append(piece)
+
+    async def run() -> list[pa.Table]:
+        async with AsyncCreditRiskClient(server.url) as risk:
+            return [
+                piece
+                async for piece in risk.iter_scores(
+                    table, chunk_rows=CHUNK_ROWS, concurrency=CONCURRENCY, rejects=Collected()
+                )
+            ]
+
+    pieces = asyncio.run(run())
+    _check_rejects(pa.concat_tables(pieces), pa.concat_tables(written), table, applicants)
 
 
 def test_empty_input_sends_nothing(applicants: Applicants) -> None:
