@@ -1,1 +1,3 @@
-__version__ = "0.1.0"  # the project's version (pyproject.toml; tests check they agree)
+from features import __version__  # the project's version, written once (features/__init__.py)
+
+__all__ = ["__version__"]
