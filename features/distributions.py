@@ -35,10 +35,6 @@ class NumericDistribution:
     shares: npt.NDArray[np.float64]  # len(edges) + 1 training shares
     median: float
 
-    def bin_of(self, values: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
-        """The bin index of each value (see the module docstring for the bins)."""
-        return bin_numeric(self.edges, values)
-
     def as_metadata(self) -> dict[str, Any]:
         return {
             "type": "numeric",

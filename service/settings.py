@@ -158,7 +158,7 @@ class ServiceSettings(BaseSettings):
         "request; json: one JSON object a line (time, level, logger, message, request_id, "
         "trace_id, span_id, exception), for log shippers (service/log_format.py).",
     )
-    # Decision records (issue 25, service/records/): one row per scored applicant.
+    # Decision records (service/records/): one row per scored applicant.
     decision_log: str = Field(
         "",
         description="Where decision records go: empty = off; a directory = Parquet files "
@@ -212,7 +212,7 @@ class ServiceSettings(BaseSettings):
         description="... or at this age. The Parquet dataset has a record within this long; "
         "the lookup command reads the journals too, so it finds a record within a flush.",
     )
-    # Who may call (issue 14); off when no key file is set (a developer's machine).
+    # Who may call: API keys, off when no key file is set (a developer's machine).
     api_keys_file: Path | None = Field(
         None,
         description="API keys, one client a line: `NAME KEY` or `NAME sha256:HEX` (the hex "
@@ -229,7 +229,7 @@ class ServiceSettings(BaseSettings):
         "/docs.json and its assets) need a key too (keyed) or answer anyone (open). /livez "
         "and /readyz are always open.",
     )
-    # Limits of the HTTP layer below the app (issue 23): what a client may cost before its
+    # Limits of the HTTP layer below the app: what a client may cost before its
     # request reaches the API-key check.
     max_head_bytes: int = Field(
         32 * 1024,

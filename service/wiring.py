@@ -125,8 +125,7 @@ def limit_blas_threads(threads: int) -> threadpool_limits:
     """Cap NumPy's BLAS at `threads` threads in this process (the engine threads per worker).
     OpenBLAS otherwise starts a thread per core for a matrix product (the explainer's per-field
     grouping, reason codes, the drift window) and keeps them spinning after it, taking the CPU
-    of the other workers (one per core): with the drift monitor's one product a second, p99 at
-    64 connections was 32-40 ms against 22 ms capped (bench/REPORT_NOTES.md). Keep the result
+    of the other workers (one per core) and their p99 (bench/REPORT_NOTES.md). Keep the result
     referenced for as long as the cap should hold."""
     return threadpool_limits(limits=threads, user_api="blas")
 

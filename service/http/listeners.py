@@ -2,8 +2,8 @@
 
 BentoML's arbiter binds one socket and hands it to every worker. A kept-alive connection stays
 with the worker that accepted it, and the worker that is awake when a burst of connections
-arrives accepts most of it: 64 connections split anywhere from 64/0 to 35/29 over two workers,
-so one worker's core does all the work while the other idles (bench/REPORT_NOTES.md). When the
+arrives accepts most of it, so one worker's core can do all the work while the other idles
+(bench/REPORT_NOTES.md measures the split). When the
 shared socket has SO_REUSEPORT, each worker also listens on a socket of its own bound to the
 same address, and the kernel spreads new connections over every listening socket of the port by
 a hash of the connection's addresses: each worker receives its share whether or not it is awake

@@ -8,8 +8,8 @@ to, for a one-applicant answer of ~250 bytes. `CoalescingTransport` holds what t
 writes until the end of the loop turn and then writes it with one `writelines` (uvloop: one
 writev; a bulk body is not copied into a joined buffer). Holding to the end of the turn, not
 only to the end of the response, matters as much: the answers of a merged batch then leave
-together after the turn's work, and the client wakes once for many of them (flushing each
-response as it completed was 10-25% slower, bench/REPORT_NOTES.md).
+together after the turn's work, and the client wakes once for many of them (both ways are
+measured in bench/REPORT_NOTES.md).
 
 Invariants: bytes go out in the order written; nothing written is held past the current loop
 turn, nor past `close()` or `write_eof()` (which write what is held first); `abort()` drops it,
