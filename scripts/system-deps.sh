@@ -9,6 +9,8 @@ needs=(
     "java openjdk-17-jre-headless"              # jobs/: Spark
     "chromium chromium"                         # tests/service/test_swagger_page.py
     "pg_ctlcluster postgresql"                  # tests/records: a throwaway PostgreSQL cluster
+    "promtool prometheus"                       # tests/deploy: rule unit tests; a real Prometheus
+    "kubectl kubectl"                           # tests/deploy: kubectl kustomize of the overlays
 )
 missing=()
 for pair in "${needs[@]}"; do
