@@ -5,7 +5,7 @@ route) are the common case, thousands a second: every column is gathered with on
 the batches and converted to Arrow once, never one Arrow object per batch.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -38,28 +38,33 @@ def explainer_reasons(explainer: Any, matrix_coder: Any, k: int) -> ReasonCodes:
 
 def assemble(batches: Sequence[DecisionBatch], reasons: ReasonCodes | None) -> pa.Table:
     """One table (schema.SCHEMA) holding every row of `batches`, in order."""
-    counts = np.fromiter((len(b) for b in batches), dtype=np.int64, count=len(batches))
+    counts = np.array([len(b.probability) for b in batches], dtype=np.int64)
     n = int(counts.sum())
+    single_rows = n == len(batches)  # the common case: one applicant per request
 
-    def per_batch(values: list[Any]) -> npt.NDArray[Any]:
-        return np.repeat(np.array(values, dtype=object), counts)
+    def per_batch(values: list[Any], dtype: Any = object) -> npt.NDArray[Any]:
+        array = np.array(values, dtype=dtype)
+        return array if single_rows else np.repeat(array, counts)
 
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    row_index = (np.arange(n, dtype=np.int64) - starts).astype(np.int32)
-    micros = np.array([round(b.decided_at * 1_000_000) for b in batches], dtype=np.int64)
+    if single_rows:
+        row_index = np.zeros(n, dtype=np.int32)
+    else:
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        row_index = (np.arange(n, dtype=np.int64) - starts).astype(np.int32)
+    seconds = per_batch([b.decided_at for b in batches], np.float64)
+    micros = np.round(seconds * 1_000_000).astype(np.int64)
     status = np.fromiter(chain.from_iterable(b.status for b in batches), dtype=object, count=n)
     columns: dict[str, Any] = {
         "request_id": per_batch([b.request_id for b in batches]),
         "row_index": row_index,
-        "decided_at": pa.array(np.repeat(micros, counts), type=SCHEMA.field("decided_at").type),
+        "decided_at": pa.array(micros, type=SCHEMA.field("decided_at").type),
         "route": per_batch([b.route for b in batches]),
         "client": per_batch([b.client for b in batches]),
         "model": per_batch([b.model for b in batches]),
         "probability": _concat([b.probability for b in batches], np.float32),
         "status": status,
     }
-    for field in FIELDS:
-        values = list(chain.from_iterable(_as_list(b.fields[field]) for b in batches))
+    for field, values in _field_columns(batches).items():
         if field in CATEGORICAL_FIELDS:
             columns[field] = values
         else:
@@ -76,6 +81,30 @@ def _arrow(values: Any, kind: pa.DataType) -> pa.Array:
     if isinstance(values, pa.Array):
         return values if values.type == kind else values.cast(kind)
     return pa.array(values, type=kind)
+
+
+def _field_columns(batches: Sequence[DecisionBatch]) -> dict[str, list[Any]]:
+    """Each form field's values over all batches, in row order. Row-wise runs of batches (one
+    mapping per applicant) are gathered with one comprehension per field over all their rows."""
+    columns: dict[str, list[Any]] = {field: [] for field in FIELDS}
+    rows: list[Mapping[str, Any]] = []
+    for batch in batches:
+        fields = batch.fields
+        if isinstance(fields, Mapping):
+            _extend_rows(columns, rows)
+            rows = []
+            for field in FIELDS:
+                columns[field].extend(_as_list(fields[field]))
+        else:
+            rows.extend(fields)
+    _extend_rows(columns, rows)
+    return columns
+
+
+def _extend_rows(columns: dict[str, list[Any]], rows: list[Mapping[str, Any]]) -> None:
+    if rows:
+        for field, column in columns.items():
+            column.extend([row[field] for row in rows])
 
 
 def _as_list(values: Sequence[Any] | npt.NDArray[Any]) -> Sequence[Any]:

@@ -186,19 +186,23 @@ class DecisionRecorder:
             )
         # Find the bad batches one by one; keep the rest.
         tables = []
+        bad: dict[tuple[str, str], int] = {}
         for batch in batches:
             try:
                 tables.append(assemble([batch], self.reasons))
             except Exception as error:
-                with self._lock:
-                    self.stats.dropped += len(batch)
-                    self.stats.pending -= len(batch)
-                logger.error(
-                    "decision records: %d records of route %s dropped, unreadable (%s)",
-                    len(batch),
-                    batch.route,
-                    type(error).__name__,
-                )
+                key = (batch.route, type(error).__name__)
+                bad[key] = bad.get(key, 0) + len(batch)
+        for (route, kind), rows in bad.items():  # one line per route and error, not per batch
+            with self._lock:
+                self.stats.dropped += rows
+                self.stats.pending -= rows
+            logger.error(
+                "decision records: %d records of route %s dropped, unreadable (%s)",
+                rows,
+                route,
+                kind,
+            )
         return pa.concat_tables(tables) if tables else assemble([], None)
 
     def _deliver(self, table: pa.Table, final: bool) -> None:

@@ -73,12 +73,18 @@ class Challenger:
     status: Sequence[str]
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionBatch:
-    """The decisions of one request, column-wise: row i of every array is applicant i.
+# The 13 form fields' raw values: one sequence per field (column-wise, what bulk requests
+# have), or one mapping per applicant (what a single applicant or a JSON batch already is).
+FieldValues = Mapping[str, Sequence[Any] | npt.NDArray[Any]] | Sequence[Mapping[str, Any]]
 
-    `fields` maps each of the 13 form fields to its raw values; `features` is the encoded
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~3x more to build, per request
+class DecisionBatch:
+    """The decisions of one request: row i of every array is applicant i.
+
+    `fields` holds the 13 form fields' raw values (see FieldValues); `features` is the encoded
     float32 matrix the model scored (the writer explains MAYBE and DECLINED rows from it).
+    Built on the request path and never changed after `record()`.
     """
 
     request_id: str
@@ -88,7 +94,7 @@ class DecisionBatch:
     decided_at: float  # seconds since the epoch, UTC
     probability: npt.NDArray[np.float32]
     status: Sequence[str]
-    fields: Mapping[str, Sequence[Any] | npt.NDArray[Any]]
+    fields: FieldValues
     features: npt.NDArray[np.float32]
     challenger: Challenger | None = None
 
