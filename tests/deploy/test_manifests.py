@@ -4,6 +4,8 @@ consistent with itself, with the server's settings and with BentoML's image, and
 serving rules of tests/deploy/manifest_rules.py; a manifest that breaks a rule is caught."""
 
 import copy
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,9 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 import yaml
 
-from harness.process import PROJECT_ROOT, ServedProcess
+from export.pipeline import ExportSummary
+from harness.process import PROJECT_ROOT, ServedProcess, served
 from tests.deploy.manifest_rules import (
     Manifest,
     bentofile_envs,
@@ -225,3 +229,44 @@ def test_custom_metric_autoscaler_uses_a_metric_the_server_exports(server: Serve
     exported = httpx.get(f"{server.url}/metrics", timeout=30).text
     assert f"\n{name}{{" in exported, f"{name} not in /metrics"
     assert f"# TYPE {name} gauge" in exported
+
+
+@pytest.mark.slow
+def test_the_tls_overlay_arguments_serve_only_aead_suites_on_tls_1_2(
+    exported: ExportSummary, tmp_path: Path
+) -> None:
+    """`bentoml serve` with the tls overlay's own arguments (its certificate paths pointed at a
+    throwaway CA's files): TLS 1.2 agrees only on an AEAD suite, refuses CBC ones; TLS 1.3 works."""
+    ca = trustme.CA()
+    certificate = ca.issue_cert("127.0.0.1")
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    certificate.cert_chain_pems[0].write_to_path(str(folder / "tls.crt"))
+    certificate.private_key_pem.write_to_path(str(folder / "tls.key"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    args = container(deployment(("tls",)))["args"]
+    args = [arg.replace("/etc/credit-risk/tls/", f"{folder}/") for arg in args]
+    env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, "CREDIT_RISK_WORKERS": "1"}
+    with served(
+        env, log_path=tmp_path / "serve.log", extra_args=tuple(args), tls_ca_file=folder / "ca.pem"
+    ) as server:
+
+        def handshake(version: ssl.TLSVersion, ciphers: str | None = None) -> str | None:
+            context = ssl.create_default_context(cafile=str(folder / "ca.pem"))
+            context.minimum_version = context.maximum_version = version
+            if ciphers is not None:
+                context.set_ciphers(ciphers)
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+                ):
+                    cipher = tls.cipher()
+                    return None if cipher is None else cipher[0]
+            except ssl.SSLError:
+                return None
+
+        agreed = handshake(ssl.TLSVersion.TLSv1_2, "ALL:@SECLEVEL=0")  # the client offers all
+        assert agreed is not None and ("GCM" in agreed or "CHACHA20" in agreed), agreed
+        assert handshake(ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES128-SHA:AES256-SHA") is None
+        assert handshake(ssl.TLSVersion.TLSv1_3) is not None
