@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "capacity.json"
-WORKERS_PER_POD = 2  # deploy/kubernetes/deployment.yaml
+WORKERS_PER_POD = 2  # deploy/kubernetes/base/deployment.yaml
 TARGETS_RPS = (1_000, 5_000, 20_000)
 P99_BUDGETS_MS = (10.0, 50.0, 200.0)
 
@@ -114,7 +114,7 @@ def section(results: dict[str, Any]) -> list[str]:
         f"(CREDIT_RISK_BULK_THREADS=1): {bulk['rows_per_s']:,.0f} rows/s, "
         f"{bulk['rows_per_cpu_s']:,.0f} rows per CPU-second (median of 5).",
         "",
-        f"Pods of {WORKERS_PER_POD} workers (deploy/kubernetes/deployment.yaml) for a target load "
+        f"Pods of {WORKERS_PER_POD} workers (deploy/kubernetes/base/deployment.yaml) for a target load "
         "and p99 budget (model in bench/capacity_report.py: per-core rate at the best sweep "
         "point within the budget, + 1 pod for a rollout or a drain, at least 2):",
         "",
