@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from features.encoder import CategoryCodes
 from features.schema import CATEGORICAL_FIELDS, FIELDS
 from service.records.schema import REASON_COLUMNS, SCHEMA, DecisionBatch
 
@@ -107,7 +108,10 @@ def _extend_rows(columns: dict[str, list[Any]], rows: list[Mapping[str, Any]]) -
             column.extend([row[field] for row in rows])
 
 
-def _as_list(values: Sequence[Any] | npt.NDArray[Any]) -> Sequence[Any]:
+def _as_list(values: Sequence[Any] | npt.NDArray[Any] | CategoryCodes) -> Sequence[Any]:
+    if isinstance(values, CategoryCodes):  # positions in the categories, -1 for none
+        names = np.array([*values.categories, None], dtype=object)
+        return names[values.codes].tolist()
     return values.tolist() if isinstance(values, np.ndarray) else values
 
 

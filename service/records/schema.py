@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from features.encoder import CategoryCodes
 from features.schema import CATEGORICAL_FIELDS, FIELDS
 
 TABLE: Final = "credit_risk_decisions"
@@ -75,7 +76,10 @@ class Challenger:
 
 # The 13 form fields' raw values: one sequence per field (column-wise, what bulk requests
 # have), or one mapping per applicant (what a single applicant or a JSON batch already is).
-FieldValues = Mapping[str, Sequence[Any] | npt.NDArray[Any]] | Sequence[Mapping[str, Any]]
+# A categorical column may also come as features.encoder.CategoryCodes (bulk bodies).
+FieldValues = (
+    Mapping[str, Sequence[Any] | npt.NDArray[Any] | CategoryCodes] | Sequence[Mapping[str, Any]]
+)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs ~3x more to build, per request

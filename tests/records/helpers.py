@@ -1,6 +1,7 @@
 """Decision batches for the record tests: real-shaped applicants, deterministic values."""
 
 import time
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,3 +53,8 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def column(batch: DecisionBatch, field: str) -> list[Any]:
+    """A field's values in a batch `make_batch` built (column-wise lists)."""
+    return cast(dict[str, list[Any]], batch.fields)[field]

@@ -6,14 +6,17 @@ import stat
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
+from features.encoder import CategoryCodes
+from features.schema import NUMERIC_FIELDS, categories
 from service.records.assemble import assemble
 from service.records.parquet_sink import ParquetSink
 from service.records.recorder import DecisionRecorder
 from service.records.spool import Spool
-from tests.records.helpers import ManualClock, make_batch
+from tests.records.helpers import ManualClock, column, make_batch
 
 
 def recorder_on(directory: Path, clock: ManualClock, **sink: float) -> DecisionRecorder:
@@ -61,8 +64,8 @@ def test_one_dataset_private_files(tmp_path: Path) -> None:
             row = rows[request_id, i]
             assert row["probability"] == pytest.approx(float(batch.probability[i]), abs=0)
             assert row["status"] == batch.status[i]
-            assert row["income"] == batch.fields["income"][i]
-            assert row["home"] == batch.fields["home"][i]
+            assert row["income"] == column(batch, "income")[i]
+            assert row["home"] == column(batch, "home")[i]
             assert row["decided_at"].timestamp() == pytest.approx(batch.decided_at, abs=1e-6)
             assert row["challenger_model"] is None
     # the same dataset through DuckDB's glob
@@ -159,3 +162,21 @@ def test_a_live_writers_journal_is_left_alone(tmp_path: Path) -> None:
     live.write(assemble([make_batch("live2")], None))
     live.close()
     assert ds.dataset(tmp_path, format="parquet").count_rows() == 3
+
+
+def test_bulk_columns_with_category_codes_are_recorded_as_names(tmp_path: Path) -> None:
+    """A bulk body's categorical columns arrive as positions in the categories (the encoder's
+    input): the record holds the category names."""
+    batch = make_batch("bulk", n=3)
+    codes = {
+        "home": CategoryCodes(np.array([1, 0, 6]), categories("home")),
+        "marital": CategoryCodes(np.array([0, 0, 5]), categories("marital")),
+        "records": CategoryCodes(np.array([2, 1, 0]), categories("records")),
+        "job": CategoryCodes(np.array([4, 3, 2]), categories("job")),
+    }
+    numbers = {f: np.asarray(column(batch, f), dtype=np.float64) for f in NUMERIC_FIELDS}
+    batch.fields = {**numbers, **codes}
+    table = assemble([batch], None)
+    assert table.column("home").to_pylist() == [categories("home")[i] for i in (1, 0, 6)]
+    assert table.column("job").to_pylist() == [categories("job")[i] for i in (4, 3, 2)]
+    assert table.column("age").to_pylist() == numbers["age"].tolist()

@@ -13,7 +13,7 @@ from service.records.assemble import assemble
 from service.records.postgres_sink import PostgresSink
 from service.records.recorder import DecisionRecorder, SpoolFullPolicy
 from service.records.spool import Spool
-from tests.records.helpers import ManualClock, make_batch
+from tests.records.helpers import ManualClock, column, make_batch
 from tests.records.postgres import PostgresCluster
 
 
@@ -63,8 +63,8 @@ def test_table_created_when_missing_and_rows_equal(postgres: PostgresCluster) ->
             assert np.float32(probability) == batch.probability[i]  # real: float32 round-trips
             assert (status, income, home) == (
                 batch.status[i],
-                batch.fields["income"][i],
-                batch.fields["home"][i],
+                column(batch, "income")[i],
+                column(batch, "home")[i],
             )
             assert decided_at.timestamp() == pytest.approx(batch.decided_at, abs=1e-6)
             assert reason is None and challenger is None
