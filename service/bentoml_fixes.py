@@ -90,7 +90,8 @@ _WRAPPERS: dict[int, AppWrapper] = {}  # id(service) -> what stands in front of 
 
 
 def _to_asgi(self: Service[Any], is_main: bool = True) -> Any:
-    app = _ORIGINAL_TO_ASGI(self, is_main)
+    with logs.start_up_errors():  # e.g. a tracing exporter that is not installed: logged whole
+        app = _ORIGINAL_TO_ASGI(self, is_main)
     wrap = _WRAPPERS.get(id(self))
     if wrap is None:
         return app

@@ -8,7 +8,10 @@
 - exceptions are logged without their messages: a traceback keeps its frames and exception
   types, but an exception's text can quote input (ONNX Runtime's "idx=123456 must be within
   ...", a parser's offending cell), so it is replaced by `WITHHELD`, for the exception, its
-  causes and contexts, and for exceptions passed as a message or an argument;
+  causes and contexts, and for exceptions passed as a message or an argument. Start-up errors
+  are the exception: their messages never quote a request and say what is wrong, so they are
+  logged whole (`quotes_no_request`: import errors, a bad model or device, an unusable key
+  file, an invalid setting, and whatever BentoML raises while building a worker's app);
 - a URL's query string is replaced by `?<redacted>` in the message and its string arguments
   (clients put keys and values in query strings: uvicorn's access line quotes the path with
   its query, even for a 401).
@@ -22,6 +25,8 @@ import re
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -32,12 +37,50 @@ REDACTED_QUERY = "?<redacted>"
 # A path (or URL) followed by a query string: "/classify?api_key=..." -> "/classify?<redacted>".
 QUERY = re.compile(r"(/[^\s?#\"']*)\?[^\s\"'#]+")
 
+# Errors raised before a request can exist, naming a module, a model, a file or a setting:
+# their messages are logged whole. By qualified name, so this module imports none of them.
+START_UP_ERRORS = frozenset(
+    {
+        "runners.model_store.ModelLoadError",
+        "runners.device.DeviceUnavailableError",
+        "service.http.api_keys.KeyFileError",
+        "service.bentoml_fixes.UntestedVersionError",
+    }
+)
+SETTINGS_MODEL = "ServiceSettings"  # a pydantic ValidationError of the settings: configuration
+_START_UP_MARK = "_credit_risk_start_up_error"
+
 logger = logging.getLogger("credit_risk")
 
 
-def withheld(error: BaseException) -> str:
-    """An exception as a log may show it: its type, never its message."""
+def quotes_no_request(error: BaseException) -> bool:
+    """True for an error whose message cannot quote request data (a start-up error)."""
+    if isinstance(error, ImportError) or getattr(error, _START_UP_MARK, False):
+        return True
     kind = type(error)
+    if any(f"{k.__module__}.{k.__qualname__}" in START_UP_ERRORS for k in kind.__mro__):
+        return True
+    return kind.__name__ == "ValidationError" and getattr(error, "title", "") == SETTINGS_MODEL
+
+
+@contextmanager
+def start_up_errors() -> Iterator[None]:
+    """`with start_up_errors(): ...` marks whatever the block raises as a start-up error
+    (logged whole): for code that builds a worker before any request exists."""
+    try:
+        yield
+    except BaseException as error:
+        with suppress(AttributeError):  # an exception type with __slots__ stays withheld
+            setattr(error, _START_UP_MARK, True)
+        raise
+
+
+def withheld(error: BaseException) -> str:
+    """An exception as a log may show it: its type, and its message only when that cannot
+    quote request data (`quotes_no_request`)."""
+    kind = type(error)
+    if quotes_no_request(error):
+        return f"{kind.__module__}.{kind.__qualname__}: {error}"
     return f"{kind.__module__}.{kind.__qualname__}: {WITHHELD}"
 
 

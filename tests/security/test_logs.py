@@ -81,3 +81,42 @@ def test_uncaught_exceptions_of_threads_and_tasks_are_scrubbed(scrubbed_logs: io
     assert "uncaught exception in thread bulk-worker" in text, text
     assert "Future exception was never retrieved" in text, text
     assert MARKER not in text, text
+
+
+def test_start_up_errors_are_logged_whole(scrubbed_logs: io.StringIO) -> None:
+    """Issue 22: a start-up error says what is wrong; a request's error still does not."""
+    from pydantic import ValidationError
+
+    from runners.model_store import ModelLoadError
+    from service.logs import start_up_errors
+    from service.settings import ServiceSettings
+
+    log = logging.getLogger("credit_risk.test")
+    try:
+        import opentelemetry_exporter_not_installed  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError as error:
+        log.error("worker failed", exc_info=error)
+    log.error("model", exc_info=ModelLoadError("model 'credit_risk_onnx:nosuchtag' is not stored"))
+    try:
+        ServiceSettings(workers="many")  # type: ignore[arg-type]
+    except ValidationError as error:
+        log.error("settings", exc_info=error)
+    try:
+        with start_up_errors():
+            raise RuntimeError("bentoml configuration: unknown key tracing.nope")
+    except RuntimeError as error:
+        log.error("app", exc_info=error)
+    try:
+        try:
+            raise ValueError(f"income {MARKER}")  # a request's error, behind a start-up one
+        except ValueError as inner:
+            raise ModelLoadError("reloading the model failed") from inner
+    except ModelLoadError as error:
+        log.error("chain", exc_info=error)
+    text = scrubbed_logs.getvalue()
+    assert "No module named 'opentelemetry_exporter_not_installed'" in text, text
+    assert "credit_risk_onnx:nosuchtag" in text
+    assert "workers" in text and "valid integer" in text
+    assert "unknown key tracing.nope" in text
+    assert "reloading the model failed" in text
+    assert MARKER not in text and f"builtins.ValueError: {WITHHELD}" in text
