@@ -18,10 +18,12 @@ interval is admitted whatever the fraction: when a flood ends, the next request 
 once instead of waiting out the fraction's recovery, while during a flood this adds at most
 one request per probe interval.
 The probe timer runs only while requests arrive.
+
+Every time is read from the event loop's own clock (`loop.time()`), the one its timers run on,
+so a test drives the controller with a fake loop in virtual time.
 """
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,9 +47,14 @@ class AdmissionState:
 
 
 class LagAdmission:
-    def __init__(self, target_lag_s: float, window_s: float) -> None:
+    """`loop`: the event loop whose lag is measured; by default the one running the request."""
+
+    def __init__(
+        self, target_lag_s: float, window_s: float, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.target_lag_s = target_lag_s
         self.window_s = window_s
+        self._loop = loop
         self.state = AdmissionState()
         self._credit = 0.0
         self._above_since: float | None = None
@@ -59,9 +66,10 @@ class LagAdmission:
 
     def admit(self) -> bool:
         """Whether to serve a request arriving now (False: answer 503 without reading it)."""
-        self._last_request = now = time.perf_counter()
+        loop = self._loop or asyncio.get_running_loop()
+        self._last_request = now = loop.time()
         if self._probe is None:
-            self._schedule(asyncio.get_running_loop(), now)
+            self._schedule(loop, now)
         fraction = self.state.fraction
         if fraction >= 1.0:
             return True
@@ -81,7 +89,7 @@ class LagAdmission:
         self._probe = loop.call_later(PROBE_INTERVAL_S, self._measure, loop)
 
     def _measure(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = time.perf_counter()
+        now = loop.time()
         lag = max(0.0, now - self._due)
         self._arrived_since_probe = False
         state = self.state
