@@ -126,6 +126,7 @@ def test_bento_serves_with_the_manifests_read_only_root(
         "KEYS_DIR": KEYS_DIR,
         "API_KEY": API_KEY,
         "EMPTY_DIRS": " ".join(empty_dirs),
+        "PYTHON_ENV": PYTHON_ENV,
     }
     env.pop("BENTOML_HOME")  # served() sets its own; the container script sets the manifest's
     env.update(_python_environment())
