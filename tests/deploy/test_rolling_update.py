@@ -45,7 +45,7 @@ from tests.reference import reference_probabilities
 
 pytestmark = pytest.mark.slow
 
-DEPLOYMENT = PROJECT_ROOT / "deploy" / "kubernetes" / "deployment.yaml"
+DEPLOYMENT = PROJECT_ROOT / "deploy" / "kubernetes" / "base" / "deployment.yaml"
 RECORDS = 300  # distinct applicants cycled by the load
 ANSWERS_PER_PHASE = 100  # answers required after each roll completes
 LANES = (  # light on purpose: new replicas start on the same 2 cores
