@@ -384,13 +384,16 @@ def build_worker_app(door: FrontDoor, settings: ServiceSettings) -> WorkerApp:
     inner: ASGIApp = door
     api_keys = None
     if keys is not None:
+        metrics_clients = frozenset(
+            name.strip() for name in settings.metrics_clients.split(",") if name.strip()
+        )
+        if metrics_clients - keys.clients:
+            logger.warning(
+                "CREDIT_RISK_METRICS_CLIENTS names clients the key file does not have: %s",
+                ", ".join(sorted(metrics_clients - keys.clients)),
+            )
         api_keys = ApiKeyMiddleware(
-            door,
-            keys,
-            ops_open=settings.ops_routes == "open",
-            metrics_clients=frozenset(
-                name.strip() for name in settings.metrics_clients.split(",") if name.strip()
-            ),
+            door, keys, ops_open=settings.ops_routes == "open", metrics_clients=metrics_clients
         )
         inner = api_keys
     return WorkerApp(door, api_keys, RequestIdMiddleware(inner))

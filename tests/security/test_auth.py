@@ -1,6 +1,7 @@
 """The API-key layer in process, in a worker's real stack (request ids, keys, front door)."""
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
@@ -100,6 +101,30 @@ def test_probes_are_open_and_ops_routes_follow_the_setting(worker: Worker, key_f
     assert opened[1].status_code == 200 and opened[1].json()["model"] == worker.scorer.model_tag
     assert all(a.status_code != 401 for a in opened[:5]), [a.status_code for a in opened]
     assert opened[5].status_code == 401
+
+
+def test_metrics_are_for_the_metrics_clients(
+    worker: Worker, key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = ServiceSettings(
+        model_tag=worker.settings.model_tag,
+        drain_delay_s=0,
+        api_keys_file=key_file,
+        metrics_clients="webform, prometheus",
+    )
+    with caplog.at_level(logging.WARNING, logger="credit_risk"):
+        stack = app_for_worker(worker, settings)
+    assert "does not have: prometheus" in caplog.text  # a name the key file lacks
+    partner, webform, info = _calls(
+        stack,
+        ("GET", "/metrics", {"x-api-key": PARTNER_KEY}),
+        ("GET", "/metrics", {"x-api-key": WEBFORM_KEY}),
+        ("GET", "/info", {"x-api-key": PARTNER_KEY}),
+    )
+    assert partner.status_code == 403 and partner.headers["connection"] == "close"
+    assert partner.json()["request_id"] == partner.headers["x-request-id"]
+    assert webform.status_code not in (401, 403)  # passed on (no BentoML app in process: 404)
+    assert info.status_code == 200
 
 
 def test_keys_are_off_without_a_key_file(worker: Worker) -> None:
