@@ -1,21 +1,29 @@
 """Bulk scoring rows/s: end to end over HTTP, and the engines alone in-process (the limit)."""
 
+import argparse
 import csv
 import io
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
 import orjson
 import pyarrow as pa
 
+from bench.machine import describe
+from bench.private_run import run_and_write
 from client.errors import ServerError
 from client.wire import ARROW_STREAM, read_answer, request_body
+from export.dataset import applicant_records, load_applicants
+from export.pipeline import run_export
 from features.encoder import FeatureEncoder
 from features.schema import FIELDS
+from harness.process import served
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
 
@@ -151,3 +159,84 @@ def in_process(
             entry[f"{name}_rows_per_s"] = rows / _best_seconds(runner.predict, features, repeats)
         results.append(entry)
     return results
+
+
+def per_row_overhead(
+    url: str,
+    records: Records,
+    *,
+    rows: int = 100_000,
+    rounds: int = 9,
+    formats: Sequence[str] = tuple(BODY_FORMATS),
+) -> list[dict[str, object]]:
+    """/classify_bulk on all-valid input, refusing by default against per-row verdicts
+    (`?per_row=true`): one request at a time, the two modes alternating (which goes first
+    alternates too), median wall time of each. `ratio` is per-row's median over the default's
+    (1.05 = 5% slower)."""
+    results: list[dict[str, object]] = []
+    paths = {"default": f"{url}/classify_bulk", "per_row": f"{url}/classify_bulk?per_row=true"}
+    with httpx.Client(timeout=120) as client:
+        for name in formats:
+            body_format = BODY_FORMATS[name]
+            headers = {"content-type": body_format.content_type, "accept": body_format.accept}
+            body = body_format.build(records, rows)
+            timings: dict[str, list[float]] = {mode: [] for mode in paths}
+            for mode in paths:  # one untimed request each: connection and caches warm
+                client.post(paths[mode], content=body, headers=headers)
+            for round_number in range(rounds):
+                order = list(paths) if round_number % 2 == 0 else list(reversed(paths))
+                for mode in order:
+                    started = time.perf_counter()
+                    answer = client.post(paths[mode], content=body, headers=headers)
+                    timings[mode].append(time.perf_counter() - started)
+                    if (
+                        answer.status_code != 200
+                        or body_format.answers(answer.content, rows) != rows
+                    ):
+                        raise RuntimeError(f"/classify_bulk [{name}, {mode}]: {answer.text[:300]}")
+            medians = {mode: statistics.median(values) for mode, values in timings.items()}
+            results.append(
+                {
+                    "format": name,
+                    "rows": rows,
+                    "rounds": rounds,
+                    "default_s": medians["default"],
+                    "per_row_s": medians["per_row"],
+                    "ratio": medians["per_row"] / medians["default"],
+                }
+            )
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m bench.bulk`: the per-row bench row, on a server of its own (2 workers) over a
+    fresh export in a private model store; writes bench/results/per_row.json."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bulk", description=main.__doc__)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--output", type=Path, default=Path(__file__).parent / "results" / "per_row.json"
+    )
+    args = parser.parse_args(argv)
+
+    def run(workdir: Path) -> dict[str, object]:
+        machine = describe()
+        exported = run_export()
+        records = applicant_records(load_applicants())
+        env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag}
+        with served(env, log_path=workdir / "server.log") as server:
+            rows = per_row_overhead(server.url, records, rows=args.rows, rounds=args.rounds)
+        for row in rows:
+            print(
+                f"{row['format']:<6} {row['rows']:>8,} rows  default {row['default_s']:.3f} s  "
+                f"per_row {row['per_row_s']:.3f} s  ratio {row['ratio']:.3f}",
+                flush=True,
+            )
+        command = " ".join(["python -m bench.bulk", *(sys.argv[1:] if argv is None else argv)])
+        return {"machine": machine, "command": command, "per_row": rows}
+
+    run_and_write("per-row", args.output, run)
+
+
+if __name__ == "__main__":
+    main()

@@ -58,11 +58,12 @@ def decisions_as_arrow(
     model_tag: str,
     probabilities: Probabilities,
     levels: npt.NDArray[np.int8],
-    extra: Mapping[str, npt.NDArray[np.object_] | list[str | None]] | None = None,
+    extra: Mapping[str, npt.NDArray[np.object_] | list[str | None] | pa.Array] | None = None,
     invalid: npt.NDArray[np.bool_] | None = None,
 ) -> bytes:
     """An Arrow IPC stream: `probability` (float32) and `status` (dictionary of the statuses,
-    indexed by `levels`), row i for applicant i, then `extra` string columns (None is null).
+    indexed by `levels`), row i for applicant i, then `extra` string columns (None is null;
+    dictionary-encoded, but for an Arrow array, which is sent as it is).
     `invalid` (per-row verdicts) marks the rows that were not scored: null probability."""
     status = pa.DictionaryArray.from_arrays(
         pa.array(levels, type=pa.int8()), pa.array(ROW_STATUSES, type=pa.string())
@@ -73,6 +74,9 @@ def decisions_as_arrow(
         "status": status,
     }
     for name, values in (extra or {}).items():
-        columns[name] = pa.array(values, type=pa.string()).dictionary_encode()
+        if isinstance(values, pa.Array):  # as it is (the per-row `error` column)
+            columns[name] = values
+        else:
+            columns[name] = pa.array(values, type=pa.string()).dictionary_encode()
     table = pa.table(columns, metadata={"model": model_tag})
     return table_as_ipc(table)

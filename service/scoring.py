@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 import orjson
+import pyarrow as pa
 from pydantic import BaseModel, ValidationError
 
 from features.columns import ApplicantColumns as ReadColumns
@@ -74,10 +75,18 @@ class BulkScores:
 
     def errors(self) -> list[str | None]:
         """One entry per row: the error of an invalid row, None for a scored one."""
+        if self.invalid is None:
+            return [None] * len(self.probabilities)
         errors = np.full(len(self.probabilities), None, dtype=object)
-        if self.invalid is not None:
-            errors[self.invalid.rows] = self.invalid.errors
+        errors[self.invalid.rows] = self.invalid.errors
         return errors.tolist()
+
+    def error_column(self) -> pa.Array:
+        """`errors()` as an Arrow string column (all null, without a Python list, when every
+        row was scored)."""
+        if self.invalid is None:
+            return pa.nulls(len(self.probabilities), pa.string())
+        return pa.array(self.errors(), pa.string())
 
 
 @dataclass(frozen=True)
@@ -176,7 +185,8 @@ class CreditScorer:
             f"reason_{rank}": column for rank, column in enumerate(scores.reasons, start=1)
         }
         if per_row:
-            extra["error"] = scores.errors()
+            is_arrow = answer_format == AnswerFormat.ARROW
+            extra["error"] = scores.error_column() if is_arrow else scores.errors()
         if answer_format == AnswerFormat.ARROW:
             mask = None if scores.invalid is None else scores.invalid.mask
             return decisions_as_arrow(
