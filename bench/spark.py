@@ -1,6 +1,7 @@
 """The Spark scoring job against Spark's own cost, the engines alone and the HTTP bulk path.
 
     python -m bench.spark [--sizes 2000000,10000000] [--repeats 2]
+    python -m bench.spark --cluster-vs-local 300000   # only the cluster row (kept beside)
     python -m bench.report        # adds the section and plot to bench/REPORT.md
 
 Per size, in one run: JVM start-up on its own; the no-op pass (bench.spark_noop) and the job
@@ -11,6 +12,12 @@ and the HTTP path (a real server, 2 workers, Arrow bodies of 100,000 rows, two r
 flight). The cold and warm pairs run in ABBA order (no-op, job, job, no-op) so that a machine
 getting busier or quieter during the run weighs on both alike; ratios use the means.
 Results: bench/results/spark.json.
+
+`--cluster-vs-local ROWS` measures only this, and keeps the other results of the file: the same
+input (one Parquet file of one row group) scored on local[2] and on a standalone cluster on
+loopback (harness.spark_cluster: a master and one worker of 2 cores), one warm session each,
+each pass both spread over the cores (the job's default) and read as laid out
+(`--keep-layout`), in ABBA order.
 """
 
 import argparse
@@ -39,6 +46,7 @@ from features.columns import category_codes, from_arrow
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
 from features.validation import find_invalid_rows
 from harness.process import PROJECT_ROOT, served
+from harness.spark_cluster import standalone_cluster
 from jobs.engine import ModelBundle
 from jobs.scoring import BatchScorer
 from service.arrow_io import table_as_ipc
@@ -177,6 +185,65 @@ def http_bulk(lake: Path, rows: int, tag: str, work: Path) -> dict[str, Any]:
     }
 
 
+def _passes(spark: Any, master: str, lake: Path, work: Path, tag: str) -> dict[str, Any]:
+    """One warm session: spread and laid-out passes in ABBA order, after a warm-up pass."""
+    from jobs.score import parse_args, run
+
+    def one(kind: str) -> tuple[float, dict[str, Any]]:
+        args = [*job_args(lake, work, tag), "--master", master]
+        return _timed(lambda: run(parse_args([*args, *(["--keep-layout"] * (kind == "kept"))]),
+                                  spark))  # fmt: skip
+
+    one("spread")  # warm-up: Python workers import the project and build the engines
+    out: dict[str, Any] = {"spread_s": [], "kept_s": []}
+    for kind in ("spread", "kept", "kept", "spread"):
+        seconds, summary = one(kind)
+        out[f"{kind}_s"].append(round(seconds, 3))
+        out[f"{kind}_summary"] = {
+            k: summary[k] for k in ("rows_in", "rejected", "partitions", "tasks", "spread_to")
+        }
+        print(f"   {master} {kind}: {seconds:.1f} s, {summary['tasks']} task(s)", flush=True)
+    out["spread_over_kept"] = round(
+        statistics.mean(out["spread_s"]) / statistics.mean(out["kept_s"]), 3
+    )
+    return out
+
+
+def cluster_vs_local(rows: int, data_dir: Path, tag: str) -> dict[str, Any]:
+    """The same one-row-group file on local[2] and on a loopback standalone cluster of one
+    2-core worker; session start-up and warm passes for each."""
+    from jobs.session import start_session
+
+    lake = make_lake(data_dir / f"lake-{rows}", rows)  # up to ROWS_PER_FILE: one row group
+    work = Path(tempfile.mkdtemp(prefix="spark-cluster-bench-", dir=data_dir))
+    result: dict[str, Any] = {"rows": rows, "input": "one Parquet file of one row group"}
+    try:
+        start_s, spark = _timed(lambda: start_session("local[2]"))
+        try:
+            result["local"] = {"master": "local[2]", "session_start_s": round(start_s, 3)}
+            result["local"] |= _passes(spark, "local[2]", lake, work, tag)
+        finally:
+            spark.stop()
+        with standalone_cluster(work / "cluster", cores=2, memory="2g") as cluster:
+            start_s, spark = _timed(lambda: start_session(cluster.master_url))
+            try:
+                result["cluster"] = {
+                    "master": "standalone, 1 worker, 2 cores, 2g (loopback)",
+                    "session_start_s": round(start_s, 3),
+                }
+                result["cluster"] |= _passes(spark, cluster.master_url, lake, work, tag)
+            finally:
+                spark.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["cluster_over_local"] = round(
+        statistics.mean(result["cluster"]["spread_s"])
+        / statistics.mean(result["local"]["spread_s"]),
+        3,
+    )
+    return result
+
+
 def _model_tag() -> str:
     from export.pipeline import run_export
     from export.store import has_onnx_model
@@ -235,12 +302,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="where the generated lakes are kept between runs",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--cluster-vs-local",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="measure only local[2] vs a loopback standalone cluster on ROWS rows",
+    )
     args = parser.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     started = time.perf_counter()
     machine = describe()
     tag = _model_tag()
+    if args.cluster_vs_local:
+        kept = json.loads(args.out.read_text()) if args.out.exists() else {}
+        kept["cluster_vs_local"] = {
+            "machine": machine,
+            "command": "python -m bench.spark " + " ".join(argv or sys.argv[1:]),
+            "model": tag,
+            **cluster_vs_local(args.cluster_vs_local, args.data_dir, tag),
+            "elapsed_s": round(time.perf_counter() - started, 1),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(kept, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
 
     from jobs.session import start_session
 
@@ -254,7 +341,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
     finally:
         spark.stop()
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     results = {
+        **(
+            {"cluster_vs_local": previous["cluster_vs_local"]}
+            if "cluster_vs_local" in previous
+            else {}
+        ),
         "machine": machine,
         "command": "python -m bench.spark " + " ".join(argv or sys.argv[1:]),
         "model": tag,

@@ -128,4 +128,35 @@ def section(results: Path, image_prefix: str) -> list[str]:
         "",
         f"![spark]({image_prefix}{PLOT})",
     ]
+    return lines + cluster_lines(data.get("cluster_vs_local"))
+
+
+def cluster_lines(run: dict[str, Any] | None) -> list[str]:
+    """The local[2] vs standalone-cluster table (python -m bench.spark --cluster-vs-local)."""
+    if not run:
+        return []
+    machine = run["machine"]
+    lines = [
+        "",
+        "### The same input on local[2] and on a standalone cluster",
+        "",
+        f"`{run['command']}` on {machine['cores']} cores (load average at start "
+        f"{machine['load_average_at_start'][0]:.2f}), commit `{machine['commit']}`, "
+        f"{machine['started_utc']} UTC. {run['rows']:,} rows, {run['input']}; the cluster is a "
+        "master and one worker of 2 cores on loopback (harness/spark_cluster.py). One warm "
+        "session per master; *spread*: the job's default (repartitioned over the cores), "
+        "*laid out*: `--keep-layout` (one task reads the one row group). ABBA order, means.",
+        "",
+        "| master | session start s | spread s (tasks) | laid out s (tasks) | spread / laid out |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key in ("local", "cluster"):
+        side = run[key]
+        lines.append(
+            f"| {side['master']} | {side['session_start_s']:.1f} | "
+            f"{_mean(side['spread_s']):.1f} ({side['spread_summary']['tasks']}) | "
+            f"{_mean(side['kept_s']):.1f} ({side['kept_summary']['tasks']}) | "
+            f"{side['spread_over_kept']:.2f} |"
+        )
+    lines += ["", f"Cluster / local, spread passes: **{run['cluster_over_local']:.2f}**."]
     return lines
