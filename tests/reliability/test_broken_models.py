@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import bentoml
@@ -45,39 +47,46 @@ def _broken_tags(exported: ExportSummary) -> dict[str, tuple[str, str]]:
     }  # fmt: skip
 
 
-def test_broken_models_refuse_to_start_with_one_clear_line(
-    exported: ExportSummary, tmp_path: Path
-) -> None:
-    for case, (tag, expected) in _broken_tags(exported).items():
-        port = free_port()
-        started = time.monotonic()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "service.app:CreditRiskService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, "CREDIT_RISK_MODEL_TAG": tag},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        ready = False
-        while process.poll() is None and time.monotonic() - started < 90:
-            with contextlib.suppress(httpx.HTTPError):
-                ready |= httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-            time.sleep(0.2)
-        if process.poll() is None:
-            process.kill()
-        output = process.communicate(timeout=30)[0]
-        assert process.returncode == 2, (case, process.returncode, output[-2000:])
+def _start(tag: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "bentoml", "serve", "service.app:CreditRiskService",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        argv,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "CREDIT_RISK_MODEL_TAG": tag},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, port
+
+
+def _exit_and_output(process: subprocess.Popen[str], port: int) -> tuple[int, bool, str]:
+    """Waits (90 s at most) for the server to give up; its exit code, whether it ever answered
+    /readyz with 200, and everything it printed."""
+    started = time.monotonic()
+    ready = False
+    while process.poll() is None and time.monotonic() - started < 90:
+        with contextlib.suppress(httpx.HTTPError):
+            ready |= httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+        time.sleep(0.2)
+    if process.poll() is None:
+        process.kill()
+    output = process.communicate(timeout=30)[0]
+    return process.returncode, ready, output
+
+
+def test_broken_models_refuse_to_start_with_one_clear_line(exported: ExportSummary) -> None:
+    """Every broken case is started at once (independent servers, each on its own port)."""
+    cases = _broken_tags(exported)
+    started = {case: _start(tag) for case, (tag, _) in cases.items()}
+    outcomes = {case: _exit_and_output(*started[case]) for case in cases}
+    for case, (code, ready, output) in outcomes.items():
+        expected = cases[case][1]
+        assert code == 2, (case, code, output[-2000:])
         assert not ready, case
         errors = [
             line for line in output.splitlines() if line.startswith("credit-risk: cannot serve:")
@@ -103,8 +112,20 @@ def test_rollback_and_forward_again_by_configuration(
         ("rolled back", exported, {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag}),
         ("forward again", newer, {"CREDIT_RISK_MODEL_TAG": newer.onnx_tag}),
     ]
-    for step, summary, env in steps:
-        with served({"CREDIT_RISK_WORKERS": "1", **env}, log_path=tmp_path / "serve.log") as server:
+    with ExitStack() as stack, ThreadPoolExecutor(len(steps)) as pool:
+        # The three configurations are independent servers: started together, checked in turn.
+        servers = list(
+            pool.map(
+                lambda n: stack.enter_context(
+                    served(
+                        {"CREDIT_RISK_WORKERS": "1", **steps[n][2]},
+                        log_path=tmp_path / f"serve-{n}.log",
+                    )
+                ),
+                range(len(steps)),
+            )
+        )
+        for server, (step, summary, _) in zip(servers, steps, strict=True):
             info = httpx.get(f"{server.url}/info", timeout=30).json()
             assert (info["model"], info["native_model"]) == (summary.onnx_tag, summary.native_tag)
             answers = httpx.post(f"{server.url}/classify_batch", json=sample, timeout=60).json()

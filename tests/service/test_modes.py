@@ -2,6 +2,8 @@
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import httpx
 import numpy as np
@@ -22,16 +24,27 @@ MODES = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=list(MODES))
+@pytest.fixture(scope="module")
+def mode_servers(
+    exported: ExportSummary, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServedProcess]]:
+    """One server per mode, all started at once (independent processes) and kept for the
+    module."""
+
+    def start(name: str) -> ServedProcess:
+        env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, **MODES[name]}
+        log = tmp_path_factory.mktemp(name) / "serve.log"
+        return stack.enter_context(served(env, log_path=log))
+
+    with ExitStack() as stack, ThreadPoolExecutor(len(MODES)) as pool:
+        yield dict(zip(MODES, pool.map(start, MODES), strict=True))
+
+
+@pytest.fixture(params=list(MODES))
 def mode_server(
-    request: pytest.FixtureRequest,
-    exported: ExportSummary,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, ServedProcess]]:
-    env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, **MODES[request.param]}
-    log = tmp_path_factory.mktemp(request.param) / "serve.log"
-    with served(env, log_path=log) as process:
-        yield request.param, process
+    request: pytest.FixtureRequest, mode_servers: dict[str, ServedProcess]
+) -> tuple[str, ServedProcess]:
+    return request.param, mode_servers[request.param]
 
 
 async def _post_honouring_retry_after(
