@@ -253,7 +253,8 @@ class Ways:
         ]
 
     def v2_json(self, batch: Batch) -> list[Verdict]:
-        datatypes = {"int": "INT64", "float": "FP64", "text": "BYTES"}
+        # Numbers sent as strings go in an FP64 tensor, as a client that forgot to convert would.
+        datatypes = {"int": "INT64", "float": "FP64", "text": "FP64"}
         inputs = [
             {
                 "name": name,
