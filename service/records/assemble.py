@@ -143,9 +143,9 @@ def _challenger_columns(
 ) -> dict[str, Any]:
     if all(b.challenger is None for b in batches):
         return {
-            "challenger_model": np.full(n, None, dtype=object),
+            "challenger_model": pa.nulls(n, pa.string()),
             "challenger_probability": pa.nulls(n, pa.float32()),
-            "challenger_status": np.full(n, None, dtype=object),
+            "challenger_status": pa.nulls(n, pa.string()),
         }
     models: list[Any] = []
     probabilities: list[Any] = []

@@ -97,7 +97,7 @@ class DecisionBatch:
     model: str
     decided_at: float  # seconds since the epoch, UTC
     probability: npt.NDArray[np.float32]
-    status: Sequence[str]
+    status: Sequence[str] | npt.NDArray[np.object_]
     fields: FieldValues
     features: npt.NDArray[np.float32]
     challenger: Challenger | None = None
