@@ -2,6 +2,7 @@
 
 import re
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -19,8 +20,22 @@ def metric_total(metrics: str, name: str, **labels: str) -> float:
     return total
 
 
+def scrape_until(url: str, written: Callable[[str], bool], timeout_s: float = 15) -> str:
+    """The server's /metrics as soon as `written(text)` holds: workers write what they counted
+    at their next flush, up to `FLUSH_INTERVAL_S` after the request (service/metrics.py), and a
+    scrape reads the workers' files in no set order, so poll for the counts the test expects
+    instead of waiting an interval out. After `timeout_s`, the last scrape (the caller's
+    assertions then say what is missing)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+        if written(text) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.02)
+
+
 def scrape_settled(url: str) -> str:
-    """The server's /metrics once everything it counted so far is written: workers write their
-    counts at most `FLUSH_INTERVAL_S` after the request (service/metrics.py), so wait longer."""
+    """The server's /metrics once everything it counted so far is written, when the test
+    cannot say which counts to expect: waits out a flush interval."""
     time.sleep(FLUSH_INTERVAL_S * 1.5)
     return httpx.get(f"{url}/metrics", timeout=30).text

@@ -6,11 +6,15 @@ import httpx
 import pytest
 
 from harness.process import ServedProcess, own_bentoml_home, served
-from tests.metrics_text import metric_total, scrape_settled
+from tests.metrics_text import metric_total, scrape_until
 
 pytestmark = pytest.mark.slow  # starts real server processes
 
 DIRECT_CALLS = "credit_risk_model_seconds_count"
+
+
+def calls(metrics: str) -> float:
+    return metric_total(metrics, DIRECT_CALLS)
 
 
 def test_own_home_shares_the_store_but_not_the_metrics_folder(tmp_path: Path) -> None:
@@ -42,11 +46,11 @@ def test_a_second_server_on_the_same_store_leaves_the_first_ones_metrics(
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for record in records[:20]:
             assert client.post("/classify", json=record).status_code == 200
-        before = metric_total(scrape_settled(server.url), DIRECT_CALLS)
+        before = calls(scrape_until(server.url, lambda text: calls(text) >= 20))
         env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, "CREDIT_RISK_WORKERS": "1"}
         with served(env, log_path=tmp_path / "second.log") as second:
             assert httpx.post(f"{second.url}/classify", json=records[0]).status_code == 200
         assert client.post("/classify", json=records[0]).status_code == 200
-        after = metric_total(scrape_settled(server.url), DIRECT_CALLS)
+        after = calls(scrape_until(server.url, lambda text: calls(text) > before))
     assert before >= 20
     assert after >= before + 1, (before, after)

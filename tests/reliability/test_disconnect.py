@@ -30,7 +30,7 @@ from service.http.body import ClientGone
 from service.http.disconnect import DisconnectWatch
 from service.scoring import CreditScorer, Limits
 from tests.inprocess import door_for_scorer
-from tests.metrics_text import metric_total, scrape_settled
+from tests.metrics_text import metric_total, scrape_until
 
 Message = dict[str, object]
 
@@ -168,7 +168,13 @@ def test_disconnects_over_http_cost_no_model_call_and_free_their_slots(
                 return answered, gone, [*answered, *more]  # type: ignore[return-value]
 
         _, gone, all_answered = asyncio.run(scenario())
-        metrics = scrape_settled(server.url)
+
+        def written(text: str) -> bool:  # what the assertions below expect, once flushed
+            rows = metric_total(text, "credit_risk_batch_rows_sum")
+            closed = metric_total(text, "bentoml_service_request_total", http_response_code="499")
+            return rows >= 10 and closed >= impatient
+
+        metrics = scrape_until(server.url, written)
     assert all(isinstance(error, httpx.TimeoutException) for error in gone), gone
     picks = [0, 10, *range(20, 28)]
     assert [a.status_code for a in all_answered] == [200] * len(picks), [
