@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service.http.auth import ALWAYS_OPEN, OPS_PATHS
 from service.http.routes import MODEL_VERSION
 from service.registry import INFRASTRUCTURE, SERVICE, V2, Body, Endpoint, documented
 from service.schemas import ApplicantBatch, ApplicantColumns, Error
@@ -78,8 +77,7 @@ class DocumentFacts:
     model_version: str  # the Open Inference Protocol version of the model
     max_batch_items: int
     max_bulk_rows: int
-    api_keys: bool = False  # keys are on: every route but the open ones needs one
-    ops_open: bool = False  # /metrics, /info and the docs stay open when keys are on
+    open_paths: frozenset[str] | None = None  # API keys on: the paths that need none
 
 
 def document(facts: DocumentFacts, endpoints: Iterable[Endpoint] | None = None) -> Document:
@@ -102,7 +100,7 @@ def document(facts: DocumentFacts, endpoints: Iterable[Endpoint] | None = None) 
         "paths": paths,
         "components": components,
     }
-    if facts.api_keys:
+    if facts.open_paths is not None:
         components["securitySchemes"] = SECURITY_SCHEMES
         doc["security"] = [{name: []} for name in SECURITY_SCHEMES]
     return doc
@@ -150,9 +148,9 @@ def _operation(endpoint: Endpoint, facts: DocumentFacts) -> dict[str, Any]:
     if endpoint.media_types:
         operation["requestBody"] = {"required": True, "content": _request_content(endpoint)}
     refusals: dict[int, str] = dict(endpoint.refusals)
-    if facts.api_keys and _keyed(endpoint.path, facts):
+    if facts.open_paths is not None and endpoint.path not in facts.open_paths:
         refusals[401] = ""
-    elif facts.api_keys:
+    elif facts.open_paths is not None:
         operation["security"] = []
     operation["responses"] = {
         "200": _answer(endpoint),
@@ -164,10 +162,6 @@ def _operation(endpoint: Endpoint, facts: DocumentFacts) -> dict[str, Any]:
 def _operation_id(endpoint: Endpoint) -> str:
     words = endpoint.path.replace(MODEL_VERSION, "version").strip("/").replace("/", "_")
     return f"{endpoint.methods[0].lower()}_{words or 'root'}"
-
-
-def _keyed(path: str, facts: DocumentFacts) -> bool:
-    return path not in ALWAYS_OPEN and not (facts.ops_open and path in OPS_PATHS)
 
 
 def _request_content(endpoint: Endpoint) -> dict[str, Any]:

@@ -280,20 +280,29 @@ def build_front_door(settings: ServiceSettings) -> FrontDoor:
     return FrontDoor(limits, Drain(settings.drain_delay_s), Admission(lag))
 
 
-def open_front_door(door: FrontDoor, worker: Worker, *, bentoml_metrics: bool = True) -> None:
+def open_front_door(
+    door: FrontDoor,
+    worker: Worker,
+    *,
+    bentoml_metrics: bool = True,
+    open_paths: frozenset[str] | None = None,
+) -> None:
     """Serve the registry's routes (service/registry.py) through `door`, with BentoML's request
-    metrics when its configuration has them on (only inside a BentoML worker)."""
+    metrics when its configuration has them on (only inside a BentoML worker); `open_paths`:
+    with API keys on, the paths that need none (the document says so)."""
     metrics = None
     if bentoml_metrics:
         enabled, namespace, buckets, labels = bentoml_metrics_config()
         if enabled:
             metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
     WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
-    context = route_context(worker, lambda: door.ready)
+    context = route_context(worker, lambda: door.ready, open_paths)
     door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics)
 
 
-def route_context(worker: Worker, ready: Callable[[], bool]) -> RouteContext:
+def route_context(
+    worker: Worker, ready: Callable[[], bool], open_paths: frozenset[str] | None = None
+) -> RouteContext:
     """What the worker's handlers reach, its OpenAPI document included."""
     settings = worker.settings
     v2 = OpenInferenceProtocol(worker.scorer, __version__)
@@ -302,8 +311,7 @@ def route_context(worker: Worker, ready: Callable[[], bool]) -> RouteContext:
         model_version=v2.version,
         max_batch_items=settings.max_batch_items,
         max_bulk_rows=settings.max_bulk_rows,
-        api_keys=settings.api_keys_file is not None,
-        ops_open=settings.ops_routes == "open",
+        open_paths=open_paths,
     )
     document = orjson.dumps(openapi.document(facts))
     return RouteContext(worker.scorer, v2, orjson.dumps(worker.info()), ready, document)
@@ -374,7 +382,8 @@ class WorkerApp:
 
     def open(self, worker: Worker, *, bentoml_metrics: bool = True) -> None:
         """The worker's models are loaded: serve its routes, count requests by client."""
-        open_front_door(self.door, worker, bentoml_metrics=bentoml_metrics)
+        open_paths = self.api_keys.open_paths if self.api_keys is not None else None
+        open_front_door(self.door, worker, bentoml_metrics=bentoml_metrics, open_paths=open_paths)
         if self.api_keys is not None and bentoml_metrics:
             self.api_keys.count_clients(worker.metrics, frozenset(self.door.routes.routes))
 

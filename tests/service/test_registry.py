@@ -3,6 +3,7 @@ methods, the Python client's routes and the tests' cases all agree with the regi
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from service.settings import ServiceSettings
 from service.typed_api import typed_methods
 from service.wiring import Worker, build_worker
 from tests.contract_cases import CASES
-from tests.inprocess import client_for, door_for_worker
+from tests.inprocess import app_for_worker, client_for, client_for_app, door_for_worker
 from tests.reliability.test_fuzz import SCORING_ROUTES
 
 FACTS = DocumentFacts("credit_risk_onnx:v1", "v1", max_batch_items=1000, max_bulk_rows=200_000)
@@ -104,7 +105,8 @@ def test_the_document_states_every_route_its_bodies_and_refusals() -> None:
 
 @pytest.mark.parametrize("ops_open", [False, True])
 def test_with_api_keys_the_document_asks_for_a_key_where_the_server_does(ops_open: bool) -> None:
-    facts = DocumentFacts(FACTS.model_tag, "v1", 1000, 200_000, api_keys=True, ops_open=ops_open)
+    open_paths = ALWAYS_OPEN | OPS_PATHS if ops_open else ALWAYS_OPEN
+    facts = DocumentFacts(FACTS.model_tag, "v1", 1000, 200_000, open_paths=open_paths)
     doc = document(facts)
     assert set(doc["components"]["securitySchemes"]) == {"bearer", "apiKey"}
     assert doc["security"] == [{"bearer": []}, {"apiKey": []}]
@@ -115,6 +117,25 @@ def test_with_api_keys_the_document_asks_for_a_key_where_the_server_does(ops_ope
             assert (operation.get("security") == []) is open_, path
             if not open_:
                 assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+
+
+def test_a_keyed_worker_publishes_the_keyed_document(worker: Worker, tmp_path: Path) -> None:
+    keys = tmp_path / "api-keys"
+    keys.write_text("docs-reader 0123456789abcdef0123\n")
+    settings = ServiceSettings(
+        model_tag=worker.settings.model_tag, api_keys_file=keys, ops_routes="open"
+    )
+
+    async def fetch() -> dict[str, Any]:
+        async with client_for_app(app_for_worker(worker, settings).app) as client:
+            answer = await client.get("/docs.json")
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json())
+
+    doc = asyncio.run(fetch())
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert "401" in doc["paths"]["/classify"]["post"]["responses"]
+    assert doc["paths"]["/info"]["get"]["security"] == []
 
 
 def test_examples_are_accepted_and_answers_match_the_documented_models(worker: Worker) -> None:
