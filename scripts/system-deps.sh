@@ -7,6 +7,7 @@ set -euo pipefail
 needs=(
     "haproxy haproxy"                           # tests/deploy: the balancer of the rolling update
     "java openjdk-17-jre-headless"              # jobs/: Spark
+    "ps procps"                                 # tests/jobs/test_cluster.py: spark-daemon.sh runs ps
     "chromium chromium"                         # tests/service/test_swagger_page.py
     "pg_ctlcluster postgresql"                  # tests/records: a throwaway PostgreSQL cluster
     "promtool prometheus"                       # tests/deploy: rule unit tests; a real Prometheus
