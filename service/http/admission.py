@@ -124,7 +124,7 @@ class Admission:
     def __init__(self, lag: LagAdmission | None) -> None:
         self.lag = lag
 
-    def check(self, saturated: Callable[[], str | None] | None) -> None:
+    def check(self, queue_refusal: Callable[[], str | None] | None) -> None:
         """Raises a 503 `RequestError` saying why when the request is refused."""
         if self.lag is not None and not self.lag.admit():
             state = self.lag.state
@@ -133,7 +133,7 @@ class Admission:
                 f"read (target {self.lag.target_lag_s * 1000:.0f} ms); "
                 f"admitting {state.fraction:.0%} of them"
             )
-        if saturated is not None:
-            reason = saturated()
+        if queue_refusal is not None:
+            reason = queue_refusal()
             if reason is not None:
                 raise overloaded(reason)
