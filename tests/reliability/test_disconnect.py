@@ -31,6 +31,8 @@ from service.http.disconnect import DisconnectWatch
 from service.scoring import CreditScorer, Limits
 from tests.inprocess import door_for_scorer
 from tests.metrics_text import metric_total, scrape_until
+from tests.virtual_time import loop as vt_loop
+from tests.virtual_time import run as vt_run
 
 Message = dict[str, object]
 
@@ -190,6 +192,68 @@ def test_disconnects_over_http_cost_no_model_call_and_free_their_slots(
     assert closed == impatient, metrics
     print(f"\ndisconnects over HTTP: {impatient} clients timed out while queued -> 499, 0 model rows; "
           f"{len(picks)} answered, {len(picks)} rows scored")  # fmt: skip
+
+
+# -- when watching starts, in virtual time (tests/virtual_time.py) --------------------------
+
+INTERVAL_S = 0.005
+
+
+async def _answered_after(seconds: float) -> bytes:
+    await asyncio.sleep(seconds)
+    return b"{}"
+
+
+class _Client:
+    """A client's side of one request: `receive()` (after the body) waits for it to leave."""
+
+    def __init__(self) -> None:
+        self.watched_at: list[float] = []  # when the server started waiting on receive()
+        self.left = asyncio.Event()
+
+    async def receive(self) -> Message:
+        self.watched_at.append(vt_loop().time())
+        await self.left.wait()
+        return {"type": "http.disconnect"}
+
+
+def test_requests_answered_within_an_interval_are_never_watched() -> None:
+    async def main() -> tuple[list[bytes], list[list[float]], int]:
+        watch = DisconnectWatch(INTERVAL_S)
+        clients = [_Client() for _ in range(3)]
+        answers = [
+            await watch.guard(_answer_now(), clients[0].receive),  # direct path: no timer
+            await watch.guard(_answered_after(0), clients[1].receive),  # the next tick
+            await watch.guard(_answered_after(INTERVAL_S * 0.9), clients[2].receive),
+        ]
+        await asyncio.sleep(INTERVAL_S * 10)
+        return answers, [c.watched_at for c in clients], vt_loop().timers_of(watch)
+
+    answers, watched, sweeps = vt_run(main())
+    assert answers == [b"{}"] * 3
+    assert watched == [[], [], []]
+    assert sweeps <= 2  # one sweep finds nothing still waiting, and stops
+
+
+def test_a_waiting_request_is_watched_and_its_client_leaving_cancels_it() -> None:
+    async def main() -> tuple[list[float], float, float, bool]:
+        watch = DisconnectWatch(INTERVAL_S)
+        client = _Client()
+        started = vt_loop().time()
+        request = asyncio.ensure_future(watch.guard(_answered_after(3600), client.receive))
+        await asyncio.sleep(INTERVAL_S * 3)
+        watched = [at - started for at in client.watched_at]
+        client.left.set()
+        try:
+            await request
+            gone = False
+        except ClientGone:
+            gone = True
+        return watched, vt_loop().time() - started, INTERVAL_S, gone
+
+    watched, elapsed, interval, gone = vt_run(main())
+    assert len(watched) == 1 and interval <= watched[0] <= 2 * interval  # after 1-2 intervals
+    assert gone and elapsed < 1  # cancelled when the client left, not answered an hour later
 
 
 # -- the cost on the hot path ----------------------------------------------------------------
