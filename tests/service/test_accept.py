@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import uvloop
 
 from service.http.accept import GreedyAccept
+from tests.virtual_time import loop as vt_loop
+from tests.virtual_time import run as vt_run
 
 CLIENTS = 30
 TURN_S = 0.1  # each loop turn blocks this long, as a turn serving hundreds of requests does
@@ -79,19 +81,39 @@ def test_uvloop_alone_takes_one_connection_per_turn() -> None:
     assert made <= DEADLINE_S / TURN_S + 2, made  # one per turn, give or take the first turns
 
 
+def test_one_poll_takes_every_waiting_connection() -> None:
+    """In virtual time (tests/virtual_time.py), with real sockets waiting in the kernel's queue:
+    nothing is taken before the first poll, one interval after start, and everything then."""
+    interval_s = 0.01
+
+    async def scenario() -> tuple[int, int, int]:
+        Counting.made = 0
+        with _listener() as sock:
+            clients = [socket.create_connection(sock.getsockname()) for _ in range(CLIENTS)]
+            accepter = GreedyAccept(vt_loop(), sock, Counting, interval_s=interval_s).start()
+            await asyncio.sleep(interval_s * 0.9)
+            before = Counting.made
+            await asyncio.sleep(interval_s * 0.2)  # the first poll, and its connections set up
+            taken, made = accepter.accepted, Counting.made
+            accepter.close()
+            for client in clients:
+                client.close()
+        return before, taken, made
+
+    assert vt_run(scenario()) == (0, CLIENTS, CLIENTS)
+
+
 def test_closed_accepter_stops_accepting() -> None:
     interval_s = 0.001
 
     async def scenario() -> int:
         Counting.made = 0
-        loop = asyncio.get_running_loop()
         with _listener() as sock:
-            accepter = GreedyAccept(loop, sock, Counting, interval_s=interval_s).start()
+            accepter = GreedyAccept(vt_loop(), sock, Counting, interval_s=interval_s).start()
             accepter.close()
             client = socket.create_connection(sock.getsockname())
-            await asyncio.sleep(20 * interval_s)
+            await asyncio.sleep(1000 * interval_s)  # virtual: a thousand polls' time
             client.close()
             return Counting.made
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        assert runner.run(scenario()) == 0
+    assert vt_run(scenario()) == 0
