@@ -12,6 +12,7 @@ needs=(
     "pg_ctlcluster postgresql"                  # tests/records: a throwaway PostgreSQL cluster
     "promtool prometheus"                       # tests/deploy: rule unit tests; a real Prometheus
     "kubectl kubectl"                           # tests/deploy: kubectl kustomize of the overlays
+    "git git"                                   # tests/test_readme.py: serves from a fresh clone
 )
 missing=()
 for pair in "${needs[@]}"; do
