@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -62,6 +63,9 @@ MIN_SPREAD_BYTES = 4 << 20  # the same for CSV, whose rows are unknown beforehan
 # Set in the environment of the process the job re-starts under spark.pyspark.driver.python.
 REEXEC_MARK = "_CREDIT_RISK_JOB_DRIVER_PYTHON"
 PYTHON_TRACEBACK = "Traceback (most recent call last):"
+# Spark's "Job aborted" line: `... most recent failure: Lost task 0.3 in stage 1.0 (TID 7)
+# (10.0.0.5 executor 2): java.io.IOException: Cannot run program "python3": error=2, ...`
+_TASK_FAILURE = re.compile(r"most recent failure: Lost task .*?\(TID \d+\) \([^)]*\): (.+)$")
 logger = logging.getLogger("jobs.score")
 
 
@@ -281,7 +285,7 @@ def _score_on_spark(
         summaries = frame.mapInArrow(task, SUMMARY_DDL).collect()
         shipped.destroy()  # a session that runs more jobs keeps no stale model copies
     except (PySparkException, Py4JError) as error:
-        raise JobError(f"cannot score {options.input}: {_spark_message(error)}") from error
+        raise JobError(f"cannot score {options.input}: {spark_message(error)}") from error
     finally:
         if given is None:
             spark.stop()
@@ -295,7 +299,7 @@ def _probe(spark: SparkSession) -> None:
     except (PySparkException, Py4JError) as error:
         python = os.environ.get("PYSPARK_PYTHON", "python3")
         raise ExecutorSetupError(
-            f"executors cannot run Python {python}: {_spark_message(error)}"
+            f"executors cannot run Python {python}: {spark_message(error)}"
         ) from error
     logger.info("executors' Python: %s (%d probe tasks)", ", ".join(probe.pythons), probe.tasks)
 
@@ -337,9 +341,10 @@ def _files(summaries: list[Any], key: str) -> dict[int, str]:
     return {row["partition"]: row[key] for row in summaries if row[key] is not None}
 
 
-def _spark_message(error: BaseException) -> str:
-    """The cause in one line: a Python worker's exception line (the last one of its
-    traceback), else the first line of the deepest cause Spark reports; no stack trace."""
+def spark_message(error: BaseException) -> str:
+    """The cause in one line, without a stack trace: a Python worker's exception line (the last
+    one of its traceback); else the failed task's reason (`Cannot run program ...`) with the
+    deepest `Caused by:`; else the first line Spark gives."""
     getter = getattr(error, "getMessage", None)
     text = getter() if callable(getter) else str(error)
     lines = [line.rstrip() for line in str(text).splitlines() if line.strip()]
@@ -347,8 +352,15 @@ def _spark_message(error: BaseException) -> str:
     if python is not None:
         return f"a Python worker failed: {python}"[:500]
     causes = [line.strip() for line in lines if line.strip().startswith("Caused by:")]
-    chosen = causes[-1].removeprefix("Caused by:").strip() if causes else (lines or ["?"])[0]
-    return chosen.strip()[:500]
+    deepest = causes[-1].removeprefix("Caused by:").strip() if causes else None
+    reasons = [found.group(1) for line in lines if (found := _TASK_FAILURE.search(line))]
+    if reasons:
+        chosen = reasons[-1].strip()
+        if deepest and deepest not in chosen:
+            chosen = f"{chosen} (caused by {deepest})"
+    else:
+        chosen = deepest or (lines or ["?"])[0].strip()
+    return chosen[:500]
 
 
 def python_exception_line(lines: list[str]) -> str | None:

@@ -3,7 +3,7 @@ Python worker's failure (messages as Spark 4 gives them)."""
 
 import sys
 
-from jobs.score import python_exception_line
+from jobs.score import python_exception_line, spark_message
 from jobs.session import executor_python, job_settings
 
 # Spark's message for a task whose Python raised (pyspark.errors PythonException.getMessage()).
@@ -31,6 +31,33 @@ def test_the_python_exception_line_is_found() -> None:
     )
     assert python_exception_line(lines(CHAINED)) == "ValueError: boom"
     assert python_exception_line(["org.apache.spark.SparkException: no python here"]) is None
+
+
+class _JavaFailure(Exception):
+    """What py4j's Py4JJavaError prints: the call, then the Java exception and its trace."""
+
+
+TASK_FAILURE = (
+    "An error occurred while calling z:org.apache.spark.api.python.PythonRDD.collectAndServe.\n"
+    ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 0.0 "
+    "failed 4 times, most recent failure: Lost task 0.3 in stage 0.0 (TID 3) (127.0.0.1 "
+    'executor 0): java.io.IOException: Cannot run program "/nonexistent/python": error=2, No '
+    "such file or directory\n\tat java.base/java.lang.ProcessBuilder.start(ProcessBuilder.java:"
+    "1143)\nCaused by: java.io.IOException: error=2, No such file or directory\n\t... 20 more"
+)
+
+
+def test_a_failed_task_is_named_by_its_reason_and_deepest_cause() -> None:
+    assert spark_message(_JavaFailure(TASK_FAILURE)) == (
+        'java.io.IOException: Cannot run program "/nonexistent/python": error=2, No such file '
+        "or directory (caused by java.io.IOException: error=2, No such file or directory)"
+    )
+    assert spark_message(_JavaFailure(WORKER_FAILURE)) == (
+        "a Python worker failed: ModuleNotFoundError: No module named 'jobs'"
+    )
+    assert spark_message(_JavaFailure("[PATH_NOT_FOUND] Path does not exist: /x.")) == (
+        "[PATH_NOT_FOUND] Path does not exist: /x."
+    )
 
 
 def test_the_executors_python_follows_sparks_order() -> None:
