@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from export.pipeline import ExportSummary, run_export
-from harness.process import PROJECT_ROOT, free_port, served
+from harness.process import PROJECT_ROOT, free_port, served, stop_all
 from tests.reference import reference_probabilities
 
 pytestmark = pytest.mark.slow  # starts real server processes
@@ -134,6 +134,7 @@ def test_rollback_and_forward_again_by_configuration(
             np.testing.assert_allclose(got, expected[summary.onnx_tag], atol=1e-6, err_msg=step)
             single = httpx.post(f"{server.url}/classify", json=sample[7], timeout=30).json()
             assert abs(single["probability"] - expected[summary.onnx_tag][7]) < 1e-6, step
+        stop_all([server.process for server in servers])  # together, not in turn
     print(json.dumps({"served": [s.onnx_tag for _, s, _ in steps]}))
 
 

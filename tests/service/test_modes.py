@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from export.pipeline import ExportSummary
-from harness.process import ServedProcess, served
+from harness.process import ServedProcess, served, stop_all
 from service.arrow_io import table_as_ipc
 from service.http.media import ARROW_STREAM
 
@@ -37,7 +37,9 @@ def mode_servers(
         return stack.enter_context(served(env, log_path=log))
 
     with ExitStack() as stack, ThreadPoolExecutor(len(MODES)) as pool:
-        yield dict(zip(MODES, pool.map(start, MODES), strict=True))
+        servers = dict(zip(MODES, pool.map(start, MODES), strict=True))
+        yield servers
+        stop_all([server.process for server in servers.values()])  # together, not in turn
 
 
 @pytest.fixture(params=list(MODES))
