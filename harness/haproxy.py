@@ -28,7 +28,7 @@ UNUSED_PORT = 9  # the discard port: nothing listens there; a spare slot points 
 
 _CONFIG = """\
 global
-    stats socket {socket} mode 600 level admin
+    stats socket "{socket}" mode 600 level admin
     maxconn 4096
     # One thread: tens of thousands of requests per second, and this machine has 2 cores.
     nbthread 1
