@@ -5,6 +5,7 @@ the GIL for most of it): they run in worker threads, so the event loop only wait
 """
 
 import asyncio
+import functools
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -22,6 +23,7 @@ from client.progress import progress_bar
 from client.rejects import Rejects, RejectsSink, rejects_sink
 from client.results import as_frame, empty_result, scored, split
 from client.retry import Attempts, RetryPolicy
+from client.text_numbers import has_text_numbers, parsed_numbers
 from client.wire import read_answer, request_body
 
 
@@ -113,7 +115,9 @@ class AsyncCreditRiskClient:
         rejects: Rejects | None = None,
     ) -> pa.Table:
         """See CreditRiskClient.score_table."""
-        source = await asyncio.to_thread(open_input, table)
+        source = await asyncio.to_thread(
+            functools.partial(open_input, table, numbers_as_text=rejects is not None)
+        )
         with rejects_sink(rejects, source.schema) as sink:
             chunks = self._scored_chunks(source, chunk_rows, concurrency, progress, sink)
             pieces = [piece async for piece in chunks]
@@ -147,7 +151,9 @@ class AsyncCreditRiskClient:
     ) -> AsyncIterator[pa.Table]:
         """`score_table` one chunk at a time, in input order (see CreditRiskClient.iter_scores
         for `rejects`)."""
-        source = await asyncio.to_thread(open_input, table)
+        source = await asyncio.to_thread(
+            functools.partial(open_input, table, numbers_as_text=rejects is not None)
+        )
         with rejects_sink(rejects, source.schema) as sink:
             chunks = self._scored_chunks(source, chunk_rows, concurrency, progress, sink)
             async for piece in chunks:
@@ -200,7 +206,10 @@ class AsyncCreditRiskClient:
     ) -> tuple[pa.Table, pa.Table | None]:
         async with limit:
             what = protocol.bulk_what(chunk.offset, chunk.rows)
-            body = await asyncio.to_thread(request_body, chunk.table)
+            fields, local = chunk.table, None
+            if per_row and has_text_numbers(fields.schema):
+                fields, local = await asyncio.to_thread(parsed_numbers, fields)
+            body = await asyncio.to_thread(request_body, fields)
             response = await self._post(
                 protocol.bulk_path(per_row),
                 body,
@@ -211,7 +220,7 @@ class AsyncCreditRiskClient:
         answer = await asyncio.to_thread(read_answer, response.content, chunk.rows, per_row)
         if not per_row:
             return scored(chunk.table, answer), None
-        return await asyncio.to_thread(split, chunk.table, answer)
+        return await asyncio.to_thread(split, chunk.table, answer, local)
 
     async def _post(
         self, path: str, body: bytes, headers: Mapping[str, str], what: str, row_offset: int = 0

@@ -39,7 +39,7 @@ def score(args: argparse.Namespace) -> dict[str, object]:
         output_kind(args.rejects)
         if args.rejects.resolve() == out.resolve():
             raise InputError(f"{out}: the rejects need a file of their own")
-    schema = open_input(args.input).schema
+    schema = open_input(args.input, numbers_as_text=args.rejects is not None).schema
     started = time.perf_counter()
     models: dict[str, None] = {}  # in order of first appearance
     with contextlib.ExitStack() as files:

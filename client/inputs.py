@@ -56,14 +56,16 @@ class Source:
             offset += table.num_rows
 
 
-def open_input(table: TableInput) -> Source:
-    """Opens any accepted input and checks its columns, before anything is sent."""
+def open_input(table: TableInput, *, numbers_as_text: bool = False) -> Source:
+    """Opens any accepted input and checks its columns, before anything is sent.
+    `numbers_as_text` (per-row verdicts): a CSV file's numeric fields are read as text, so a
+    cell that is no number becomes that row's verdict instead of stopping the read."""
     if isinstance(table, pd.DataFrame):
         source = _table_source(from_pandas(table))
     elif isinstance(table, pa.Table):
         source = _table_source(table)
     elif isinstance(table, str | os.PathLike):
-        source = _file_source(Path(table))
+        source = _file_source(Path(table), numbers_as_text)
     else:
         raise InputError(
             f"cannot score a {type(table).__name__}: give a pandas DataFrame, a pyarrow Table, "
@@ -106,14 +108,14 @@ def _table_source(table: pa.Table) -> Source:
     return Source(table.schema, table.num_rows, read)
 
 
-def _file_source(path: Path) -> Source:
+def _file_source(path: Path, numbers_as_text: bool) -> Source:
     name = path.name.lower()
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir() or name.endswith(PARQUET_SUFFIXES):
         return _parquet_source(path)
     if name.endswith(CSV_SUFFIXES):
-        return _csv_source(path)
+        return _csv_source(path, numbers_as_text)
     raise InputError(
         f"{path}: unknown kind of file; give a Parquet file ({', '.join(PARQUET_SUFFIXES)}), "
         f"a folder of Parquet files, or a CSV file ({', '.join(CSV_SUFFIXES)})"
@@ -137,24 +139,34 @@ def _parquet_source(path: Path) -> Source:
     return Source(dataset.schema, rows, read)
 
 
-def _csv_source(path: Path) -> Source:
-    """Numeric fields read as float64 and category fields as text; every other column as text,
-    exactly as written (an id such as 00123 keeps its zeros, and no column can change type
-    halfway through a large file)."""
+def _csv_source(path: Path, numbers_as_text: bool) -> Source:
+    """Numeric fields read as float64 (or, with `numbers_as_text`, as text) and category fields
+    as text; every other column as text, exactly as written (an id such as 00123 keeps its
+    zeros, and no column can change type halfway through a large file)."""
     try:
         with pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 16)) as header:
             names = header.schema.names
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"{path}: not readable as CSV ({error})") from error
     types = {name: pa.string() for name in names}
-    types.update({name: pa.float64() for name in NUMERIC_FIELDS})
+    types.update(
+        {name: pa.string() if numbers_as_text else pa.float64() for name in NUMERIC_FIELDS}
+    )
     types.update({name: pa.string() for name in CATEGORICAL_FIELDS})
+
+    # Numbers as text (per-row verdicts): read as the Spark job reads a CSV, an empty cell as
+    # null whatever its column, any other text as written ("NA" is text, no number).
+    convert = (
+        pcsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True)
+        if numbers_as_text
+        else pcsv.ConvertOptions(column_types=types)
+    )
 
     def read(_: int) -> Iterator[pa.RecordBatch]:
         reader = pcsv.open_csv(
             path,
             read_options=pcsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            convert_options=pcsv.ConvertOptions(column_types=types),
+            convert_options=convert,
         )
         rows = 0
         with reader:

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from client.wire import BulkAnswer
 from features.schema import FIELDS
+from features.validation import InvalidRows
 
 STATUS_TYPE = pa.dictionary(pa.int8(), pa.string())
 MODEL_TYPE = pa.dictionary(pa.int8(), pa.string())
@@ -33,11 +34,18 @@ def scored(table: pa.Table, answer: BulkAnswer) -> pa.Table:
     return pa.table(columns)
 
 
-def split(table: pa.Table, answer: BulkAnswer) -> tuple[pa.Table, pa.Table]:
+def split(
+    table: pa.Table, answer: BulkAnswer, local: InvalidRows | None = None
+) -> tuple[pa.Table, pa.Table]:
     """Per-row verdicts: (the scored rows beside their answers, the rejected rows with their
-    `error`), each in input order."""
+    `error`), each in input order. `local`: verdicts worked out here on numbers read as text,
+    whose words quote the text as written (client.text_numbers)."""
     assert answer.error is not None
-    error = pc.cast(answer.error, pa.string())  # the server sends it dictionary-encoded
+    error = pc.cast(answer.error, pa.string())
+    if local is not None and len(local):
+        errors = np.array(error.to_pylist(), dtype=object)
+        errors[local.rows] = local.errors
+        error = pa.array(errors, pa.string())
     rejected = pc.is_valid(error)
     if not pc.any(rejected).as_py():
         return scored(table, answer), rejects_schema(table.schema).empty_table()

@@ -19,6 +19,7 @@ from client.progress import progress_bar
 from client.rejects import Rejects, RejectsSink, rejects_sink
 from client.results import as_frame, empty_result, scored, split
 from client.retry import Attempts, RetryPolicy
+from client.text_numbers import has_text_numbers, parsed_numbers
 from client.wire import read_answer, request_body
 
 
@@ -108,7 +109,7 @@ class CreditRiskClient:
         instead. Every valid row is scored and returned, in input order; every invalid row goes
         there with all its input columns and `error` (the field and the rule it breaks, as the
         Spark job's rejects say it)."""
-        source = open_input(table)
+        source = open_input(table, numbers_as_text=rejects is not None)
         with rejects_sink(rejects, source.schema) as sink:
             pieces = list(self._scored_chunks(source, chunk_rows, concurrency, progress, sink))
         return pa.concat_tables(pieces) if pieces else empty_result(source.schema)
@@ -143,7 +144,7 @@ class CreditRiskClient:
         results out as they come (memory stays bounded whatever the input's size). With
         `rejects`, each chunk's invalid rows are written there before its scored rows are
         yielded; a rejects file is complete once the iteration is."""
-        source = open_input(table)
+        source = open_input(table, numbers_as_text=rejects is not None)
         with rejects_sink(rejects, source.schema) as sink:
             yield from self._scored_chunks(source, chunk_rows, concurrency, progress, sink)
 
@@ -184,14 +185,17 @@ class CreditRiskClient:
     def _score_chunk(self, chunk: Chunk, per_row: bool) -> tuple[pa.Table, pa.Table | None]:
         """The chunk's scored rows, and with `per_row` its rejected ones."""
         what = protocol.bulk_what(chunk.offset, chunk.rows)
-        body = request_body(chunk.table)
+        fields, local = chunk.table, None
+        if per_row and has_text_numbers(fields.schema):
+            fields, local = parsed_numbers(fields)
+        body = request_body(fields)
         response = self._post(
             protocol.bulk_path(per_row), body, protocol.BULK_HEADERS, what, row_offset=chunk.offset
         )
         answer = read_answer(response.content, chunk.rows, per_row)
         if not per_row:
             return scored(chunk.table, answer), None
-        return split(chunk.table, answer)
+        return split(chunk.table, answer, local)
 
     def _post(
         self, path: str, body: bytes, headers: Mapping[str, str], what: str, row_offset: int = 0

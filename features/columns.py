@@ -33,6 +33,11 @@ ArrowColumn: TypeAlias = pa.Array | pa.ChunkedArray
 Cells = Callable[[str, npt.NDArray[np.intp]], Sequence[object]]
 
 
+class NumberText(str):
+    """A text cell that reads as a number (CSV), trimmed: a message quotes it as written and
+    without quotes (`got 9007199254740993`, not the float it rounds to)."""
+
+
 class InputSchemaError(ValueError):
     """A form field is missing from the input or its column has a type no value could pass."""
 
@@ -151,7 +156,7 @@ def shown_cells(
     column: ArrowColumn, rows: npt.NDArray[np.intp], parsed: npt.NDArray[np.float64] | None
 ) -> list[Any]:
     """The cells at `rows` as an error message shows them: a number read from text (CSV) as
-    the number, blank text in a numeric field as missing, anything else as the input had it."""
+    written, blank text in a numeric field as missing, anything else as the input had it."""
     cells = raw_cells(column, rows)
     if parsed is None or not is_text(column.type):
         return cells
@@ -159,7 +164,7 @@ def shown_cells(
     shown: list[Any] = []
     for cell, number in zip(cells, numbers, strict=True):
         if not math.isnan(number):
-            shown.append(number)
+            shown.append(NumberText(cell.strip()))
         elif isinstance(cell, str) and not cell.strip():
             shown.append(None)
         else:
@@ -234,6 +239,8 @@ def shown(value: object) -> str:
     number without a trailing .0, a boolean as JSON writes it; never a NumPy or Decimal repr."""
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, NumberText):
+        return str.__str__(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

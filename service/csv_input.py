@@ -3,8 +3,8 @@ body is read as the Spark job reads a CSV lake.
 
 Numeric fields are parsed as float64 in C++; only when a cell is no number is the body read again
 with the numeric fields as text, which the column reader parses cell by cell (the text that is no
-number is then quoted in its error). An empty numeric cell is a missing value; categorical cells
-are text as written ("" is no category).
+number is then quoted in its error). An empty cell is a missing value, whatever its field, as
+Spark reads a CSV; any other text is read as written.
 """
 
 import pyarrow as pa
@@ -43,6 +43,6 @@ def _read(body: bytes, *, numbers_as_text: bool) -> pa.Table:
         pa.BufferReader(body),
         read_options=pcsv.ReadOptions(use_threads=False),
         convert_options=pcsv.ConvertOptions(
-            column_types=types, null_values=[""], strings_can_be_null=False
+            column_types=types, null_values=[""], strings_can_be_null=True
         ),
     )

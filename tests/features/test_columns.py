@@ -53,15 +53,15 @@ def test_decimal_and_narrow_types_read_as_their_numbers() -> None:
 
 
 def test_text_numbers_as_a_csv_holds_them() -> None:
-    """CSV is read as text: a decimal number (blanks trimmed) reads as the number; blank text
-    is a missing value; anything else is quoted as written."""
+    """CSV is read as text: a decimal number (blanks trimmed) reads as the number and is quoted
+    as written; blank text is a missing value; anything else is quoted as written."""
     age = pa.array([" 42 ", "", "forty", "1e1", "inf", None])
     columns = from_arrow(_table(6, age=age), text_numbers=True)
     assert columns.numeric["age"][0] == 42
     assert _errors(columns) == {
         1: "age: missing value",
         2: "age: must be a number from 18 to 120; got 'forty'",
-        3: "age: must be a number from 18 to 120; got 10",
+        3: "age: must be a number from 18 to 120; got 1e1",
         4: "age: must be a number from 18 to 120; got 'inf'",
         5: "age: missing value",
     }

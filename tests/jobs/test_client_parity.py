@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -30,22 +31,50 @@ MORE_BAD: dict[int, tuple[str, object]] = {
 }
 
 
-def _lake(records: list[dict[str, object]], path: Path) -> pa.Table:
+# Only a CSV can hold these: text that is no number, blank text, a number padded with blanks.
+CSV_TEXT: dict[int, tuple[str, str, str | None]] = {
+    16: ("age", "forty", "age: must be a number from 18 to 120; got 'forty'"),
+    17: ("expenses", "", "expenses: missing value"),
+    18: ("time", " 36 ", None),  # a number: scored
+}
+
+
+def _lake(records: list[dict[str, object]], folder: Path) -> dict[str, Path]:
+    """The applicants with every bad row, as a Parquet file and as a CSV file (which also has
+    CSV_TEXT)."""
     table = applicant_table(records)
     for row, (field, value) in MORE_BAD.items():
         values = table.column(field).to_pylist()
         values[row] = value
         kind = pa.int64() if isinstance(value, int) else pa.float64()
         table = table.set_column(table.schema.get_field_index(field), field, pa.array(values, kind))
-    pq.write_table(table, path, row_group_size=1_000)
-    return table
+    parquet = folder / "applicants.parquet"
+    pq.write_table(table, parquet, row_group_size=1_000)
+    text = table
+    for row, (field, value, _) in CSV_TEXT.items():
+        values = [None if v is None else str(v) for v in text.column(field).to_pylist()]
+        values[row] = value
+        text = text.set_column(text.schema.get_field_index(field), field, pa.array(values))
+    csv = folder / "applicants.csv"
+    pacsv.write_csv(text, csv)
+    return {"parquet": parquet, "csv": csv}
 
 
+@pytest.fixture(scope="module")
+def lake_files(records, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _lake(records, tmp_path_factory.mktemp("parity"))
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
 def test_client_and_spark_job_agree(
-    server: ServedProcess, spark, records, exported: ExportSummary, tmp_path: Path
+    server: ServedProcess,
+    spark,
+    lake_files: dict[str, Path],
+    exported: ExportSummary,
+    tmp_path: Path,
+    kind: str,
 ) -> None:
-    source = tmp_path / "applicants.parquet"
-    _lake(records, source)
+    source = lake_files[kind]
     client_out, client_rejects = tmp_path / "client.parquet", tmp_path / "client-rejects.parquet"
     done = subprocess.run(
         [sys.executable, "-m", "client", "score", str(source), str(client_out),
@@ -64,6 +93,8 @@ def test_client_and_spark_job_agree(
     )  # fmt: skip
 
     rejected = len(BAD_ROWS) + len(MORE_BAD)
+    if kind == "csv":
+        rejected += sum(error is not None for _, _, error in CSV_TEXT.values())
     assert (summary["rows"], summary["rejected"]) == (N_ROWS, rejected)
     assert (job["rows_in"], job["rejected"]) == (N_ROWS, rejected)
 
@@ -92,4 +123,7 @@ def test_client_and_spark_job_agree(
     )
     assert errors["A000011"] == f"amount: must be a number from 0 to 1e+09; got {2**53 + 1}"
     assert errors["A000014"] == "age: must be a number from 18 to 120; got 17.999"
-    assert errors["A000003"] == BAD_ROWS[3][1]
+    # Quoted as sent: the CSV holds the float column's text, 12.0.
+    assert errors["A000003"] == BAD_ROWS[3][1] + (".0" if kind == "csv" else "")
+    if kind == "csv":
+        assert errors["A000016"] == CSV_TEXT[16][2] and errors["A000017"] == CSV_TEXT[17][2]
