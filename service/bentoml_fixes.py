@@ -48,13 +48,14 @@ from _bentoml_impl.server.serving import API_SERVER_NAME
 from _bentoml_sdk.service.factory import Service
 from bentoml._internal.server.http import traffic
 from bentoml._internal.utils import circus as bentoml_circus
-from starlette.responses import JSONResponse
 
 from service import logs
 from service.http import listeners
 from service.http.accept import GreedyAccept
+from service.http.asgi import JSON_HEADERS, respond
 from service.http.head_limits import Guard, HeadLimits, guarded
 from service.http.request_id import RequestIds
+from service.http.timeout import timed_out
 from service.http.writes import coalescing
 
 logger = logging.getLogger("credit_risk")
@@ -126,11 +127,9 @@ class TimerCancellingTimeoutMiddleware(traffic.TimeoutMiddleware):
             # the timeout no longer applies, and an exception must not wait out the timer.
             await asyncio.wait((started, handler), return_when=asyncio.FIRST_COMPLETED)
             if started.done() and started.exception() is not None:  # the timer fired first
-                if handler.cancel():
-                    timed_out = {
-                        "error": f"Not able to process the request in {self.timeout} seconds"
-                    }
-                    await JSONResponse(timed_out, status_code=504)(scope, receive, send)
+                if handler.cancel():  # the one error shape, as the door's own 504
+                    body = timed_out(self.timeout).body()
+                    await respond(send, 504, body, list(JSON_HEADERS))
                 return None
             timer.cancel()
             await handler

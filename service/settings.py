@@ -4,10 +4,12 @@ bentofile.yaml's `envs:` sets the same variables inside a bento, so the operator
 behaviour (model tag, engine, batching design, device, limits) without touching code.
 """
 
+import json
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -100,11 +102,18 @@ class ServiceSettings(BaseSettings):
     max_concurrency: int = Field(
         4096,
         ge=1,
-        description="Requests in flight across all workers (BentoML gives each worker its "
-        "share) before BentoML answers 429 at the door, before any parsing: under overload "
-        "the CPU goes to admitted requests.",
+        description="Requests in progress at once across all workers (BentoML's "
+        "`traffic.max_concurrency`; each worker gets its share, rounded up): one more gets 429 "
+        "with Retry-After before its body is read, so under overload the CPU goes to admitted "
+        "requests (on the Swagger pages, BentoML's own 429). The health probes and /metrics "
+        "are never refused.",
     )
-    request_timeout_s: float = Field(30.0, gt=0, description="BentoML request timeout.")
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="BentoML's `traffic.timeout`: a request not answered within this long "
+        "(reading its body included) gets 504 in the one error shape, on every route.",
+    )
     drain_delay_s: float = Field(
         5.0,
         ge=0,
@@ -151,7 +160,11 @@ class ServiceSettings(BaseSettings):
         description="Python GC thresholds for the API workers (gc.set_threshold); the "
         "defaults (700, 10, 10) collect so often under load that the pauses dominate p99.",
     )
-    access_log: bool = Field(False, description="Per-request access log lines (costs ~10%).")
+    access_log: bool = Field(
+        False,
+        description="An access line per request on the `bentoml.access` logger (client, "
+        "method, path, status, length, milliseconds), on every route but the health probes.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="text: BentoML's log lines, ending in [request_id=...] while serving a "
@@ -277,3 +290,57 @@ class ServiceSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> ServiceSettings:
     return ServiceSettings()
+
+
+# The README's settings table, generated from the fields above (tests/service/test_settings_doc.py
+# fails when they differ): `python -m service.settings --readme README.md` rewrites it.
+TABLE_START = "<!-- settings table: `python -m service.settings --readme README.md` writes it -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def _shown(default: Any) -> str:
+    """A default as it is written in the environment."""
+    if default is None:
+        return "unset"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    if isinstance(default, tuple):
+        return f"`{json.dumps(list(default))}`"
+    if default == "":
+        return "empty"
+    return f"`{default}`"
+
+
+def markdown_table() -> str:
+    """Every setting: its variable, its default, its description."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    prefix = ServiceSettings.model_config.get("env_prefix", "")
+    for name, field in ServiceSettings.model_fields.items():
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{prefix}{name.upper()}` | {_shown(field.default)} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def with_table(document: str) -> str:
+    """`document` with the text between the table's markers replaced by `markdown_table()`."""
+    head, start, rest = document.partition(TABLE_START)
+    _, end, tail = rest.partition(TABLE_END)
+    if not start or not end:
+        raise ValueError(f"the document has no {TABLE_START!r} ... {TABLE_END!r} markers")
+    return f"{head}{TABLE_START}\n{markdown_table()}{TABLE_END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--markdown"]:
+        sys.stdout.write(markdown_table())
+        return 0
+    if len(argv) == 2 and argv[0] == "--readme":
+        path = Path(argv[1])
+        path.write_text(with_table(path.read_text()))
+        return 0
+    print("usage: python -m service.settings --markdown | --readme README.md", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -26,12 +26,14 @@ from service.decisions import Thresholds
 from service.http.admission import Admission, LagAdmission
 from service.http.api_keys import ApiKeys
 from service.http.auth import ApiKeyMiddleware
+from service.http.concurrency import per_worker
 from service.http.drain import Drain
 from service.http.front_door import DoorLimits, FrontDoor
 from service.http.head_limits import HeadLimits
 from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
 from service.http.routes import RefusalReason, RouteContext, route_table
+from service.http.tracing import from_bentoml as tracing_from_bentoml
 from service.metrics import LoadReadings, MetricsBuffer, ServingMetrics, WorkerGauges
 from service.monitoring import DecisionMonitor
 from service.openapi import DocumentFacts
@@ -272,6 +274,9 @@ def build_front_door(settings: ServiceSettings) -> FrontDoor:
         max_body_bytes=settings.max_body_bytes,
         max_bulk_bytes_in_flight=settings.max_bulk_bytes_in_flight,
         retry_after_s=settings.retry_after_s,
+        request_timeout_s=settings.request_timeout_s,
+        max_concurrency=per_worker(settings.max_concurrency, settings.workers),
+        access_log=settings.access_log,
     )
     lag = LagAdmission(
         target_lag_s=settings.admission_target_lag_ms / 1000,
@@ -288,7 +293,7 @@ def open_front_door(
     open_paths: frozenset[str] | None = None,
 ) -> None:
     """Serve the registry's routes (service/registry.py) through `door`, with BentoML's request
-    metrics when its configuration has them on (only inside a BentoML worker); `open_paths`:
+    metrics and tracing as its configuration sets them (only inside a BentoML worker); `open_paths`:
     with API keys on, the paths that need none (the document says so)."""
     metrics = None
     if bentoml_metrics:
@@ -297,7 +302,8 @@ def open_front_door(
             metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
     WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
     context = route_context(worker, lambda: door.ready, open_paths)
-    door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics)
+    tracing = tracing_from_bentoml(worker.scorer.model_tag) if bentoml_metrics else None
+    door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics, tracing)
 
 
 def route_context(

@@ -5,7 +5,8 @@ BentoML's app unchanged.
 Answering here, in front of BentoML's middleware chain (request metrics, tracing, timeout,
 concurrency limit, error middleware), is what makes a one-applicant request cheap; what those
 layers did for these routes is done here the lean way: request metrics counted in process under
-BentoML's names (`request_metrics.py`), overload refused early (`admission.py`, the batcher's
+BentoML's names (`request_metrics.py`), the request timeout (`timeout.py`) and max concurrency
+(`concurrency.py`) with BentoML's settings, overload refused early (`admission.py`, the batcher's
 queue bound, bulk bytes in flight), every failure answered in one JSON shape (`responses.py`),
 disconnected clients dropped (`disconnect.py`), SIGTERM drained (`drain.py`).
 
@@ -19,15 +20,19 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import RequestError, overloaded
+from service.http.access_log import log_access
 from service.http.admission import Admission
 from service.http.asgi import Header, request_head, respond
 from service.http.body import ClientGone, read_body
+from service.http.concurrency import ConcurrencyLimit
 from service.http.disconnect import DisconnectWatch
 from service.http.drain import Drain
 from service.http.media import JSON
 from service.http.request_metrics import RequestMetrics
 from service.http.responses import CLIENT_CLOSED, as_request_error, error_headers
 from service.http.routes import Answer, Call, Route, RouteTable
+from service.http.timeout import RequestDeadlines
+from service.http.tracing import DoorTracing
 
 PASSED_ON_METHODS = ("HEAD", "OPTIONS")  # CORS preflights and HEAD: BentoML's app answers
 
@@ -37,6 +42,9 @@ class DoorLimits:
     max_body_bytes: int
     max_bulk_bytes_in_flight: int
     retry_after_s: int
+    request_timeout_s: float
+    max_concurrency: int  # this worker's share
+    access_log: bool = False  # an access line per request (access_log.py)
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,15 +62,25 @@ class FrontDoor:
         self.metrics: RequestMetrics | None = None
         self.disconnects = DisconnectWatch()
         self.bulk_bytes_in_flight = 0
+        self.deadlines = RequestDeadlines(limits.request_timeout_s)
+        self.concurrency = ConcurrencyLimit(limits.max_concurrency)
+        self.tracing: DoorTracing | None = None
 
     def wrap(self, app: ASGIApp) -> "FrontDoor":
         """Stand in front of `app` (BentoML's app for this worker)."""
         self.app = app
         return self
 
-    def open(self, routes: RouteTable, metrics: RequestMetrics | None) -> None:
-        """Start answering `routes` (the worker's models are loaded)."""
+    def open(
+        self,
+        routes: RouteTable,
+        metrics: RequestMetrics | None,
+        tracing: DoorTracing | None = None,
+    ) -> None:
+        """Start answering `routes` (the worker's models are loaded), with a span per request
+        when `tracing`."""
         self.metrics = metrics
+        self.tracing = tracing
         self.routes = routes
 
     @property
@@ -86,8 +104,15 @@ class FrontDoor:
         if metrics is not None:
             metrics.in_progress[path] += 1
         headers: list[Header]
+        tracing = self.tracing
+        traced = tracing.start(scope, path) if tracing is not None else None
+        concurrency = self.concurrency
         try:
-            body, headers = await self._answer(route, scope, receive)
+            concurrency.enter()
+            try:
+                body, headers = await self.deadlines.run(self._answer(route, scope, receive))
+            finally:
+                concurrency.leave()
             status = 200
         except ClientGone:
             # Nothing reaches a client that has gone; the response still ends the request.
@@ -104,6 +129,10 @@ class FrontDoor:
         if metrics is not None:
             metrics.in_progress[path] -= 1
             metrics.observe(path, status, time.perf_counter() - started)
+        if self.limits.access_log:
+            log_access(scope, status, len(body), time.perf_counter() - started)
+        if traced is not None:
+            tracing.end(traced, status)  # type: ignore[union-attr]
 
     async def _answer(
         self, route: Route, scope: Scope, receive: Receive

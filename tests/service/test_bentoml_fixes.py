@@ -101,7 +101,7 @@ def test_fixed_middleware_still_times_out_with_504() -> None:
 
     sent = asyncio.run(main())
     assert sent[0]["status"] == 504
-    assert b"0.05 seconds" in sent[1]["body"]
+    assert b"within 0.05 seconds" in sent[1]["body"]
 
 
 def test_the_service_installs_the_fix(exported: ExportSummary) -> None:
