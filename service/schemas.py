@@ -241,13 +241,16 @@ class V2ModelMetadata(BaseModel):
 
 
 class V2TensorOutput(BaseModel):
-    name: Literal["probability", "status"]
+    """With `"per_row": true`, an invalid row has a null probability, status INVALID and its
+    error in a third output, `error` (empty for scored rows)."""
+
+    name: Literal["probability", "status", "error"]
     datatype: Literal["FP32", "BYTES"]
     shape: list[int]
     parameters: dict[str, Any] | None = Field(
         default=None, description="`binary_data_size` when the tensor follows as binary data."
     )
-    data: list[float | str] | None = Field(
+    data: list[float | str | None] | None = Field(
         default=None, description="Absent when the tensor is sent as binary data."
     )
 

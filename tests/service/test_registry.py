@@ -160,6 +160,32 @@ def test_examples_are_accepted_and_answers_match_the_documented_models(worker: W
             endpoint.response.model_validate_json(answer.content)
 
 
+def test_per_row_answers_match_the_documented_models(worker: Worker) -> None:
+    """Per-row verdicts (an invalid row INVALID, its error in a column) are documented too."""
+    v2 = next(e for e in ENDPOINTS if e.path == "/v2/models/credit_risk/infer")
+    inputs = [
+        {**tensor, "shape": [2], "data": tensor["data"] * 2} for tensor in v2.example["inputs"]
+    ]
+    for tensor in inputs:
+        if tensor["name"] == "age":
+            tensor["data"] = [30, 12]
+    bulk = next(e for e in ENDPOINTS if e.path == "/classify_bulk")
+    columns = {**bulk.example, "age": [30, 12]}
+
+    async def calls() -> tuple[httpx.Response, httpx.Response]:
+        async with client_for(door_for_worker(worker)) as client:
+            body = {"inputs": inputs, "parameters": {"per_row": True}}
+            return (
+                await client.post(v2.path, json=body),
+                await client.post("/classify_bulk?per_row=true", json=columns),
+            )
+
+    for endpoint, answer in zip((v2, bulk), asyncio.run(calls()), strict=True):
+        assert answer.status_code == 200, answer.text
+        assert endpoint.response is not None
+        assert "INVALID" in str(endpoint.response.model_validate_json(answer.content))
+
+
 def test_the_typed_methods_are_the_registry_typed_routes() -> None:
     methods = typed_methods(ENDPOINTS, lambda instance: instance)
     assert {name: method.route for name, method in methods.items()} == {
