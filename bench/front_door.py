@@ -12,6 +12,8 @@
     python -m bench.front_door                   # ~4 min (MLServer's venv: minutes, once)
     python -m bench.front_door --no-mlserver --seconds 8 --rounds 2
     python -m bench.front_door --compare CREDIT_RISK_COALESCE_WRITES=false   # a setting's cost
+    git worktree add --detach /tmp/before <commit>   # a change's cost: ours before and after it
+    python -m bench.front_door --no-mlserver --no-overload --before /tmp/before --output /tmp/ba.json
     python -m bench.report                       # the section in bench/REPORT.md
 
 Server and load generator share the machine's cores: compare ratios within one run.
@@ -74,9 +76,10 @@ def _targets(
     workdir: Path,
     mlserver: bool,
     compare: Sequence[str] = (),
+    before: Path | None = None,
 ) -> Iterator[list[Target]]:
-    """The no-op app, our server, one more of ours per `compare` setting (NAME=VALUE), and
-    MLServer."""
+    """The no-op app, our server, one more of ours per `compare` setting (NAME=VALUE), ours
+    served from the checkout `before` (another commit), and MLServer."""
     applicants = [orjson.dumps(record) for record in records]
     with ExitStack() as stack:
         noop = stack.enter_context(served(log_path=workdir / "noop.log", command=NOOP_COMMAND))
@@ -97,6 +100,12 @@ def _targets(
                 Target(f"ours {setting}", f"our server, defaults but {setting}",
                        stack.enter_context(served(env, log_path=log)), "/classify", applicants)
             )  # fmt: skip
+        if before is not None:
+            env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag}
+            old = stack.enter_context(served(env, log_path=workdir / "before.log", cwd=before))
+            targets.append(
+                Target("ours before", f"our server from {before}", old, "/classify", applicants)
+            )
         if mlserver:
             folder = mlserver_setup.write_repository(exported.native_tag, workdir / "mlserver")
             server = stack.enter_context(
@@ -272,14 +281,17 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     exported = run_export()
     records = applicant_records(load_applicants())
     results: dict[str, Any] = {"machine": describe(), "seconds": args.seconds}
-    with _targets(exported, records, workdir, args.mlserver, args.compare) as targets:
+    with _targets(exported, records, workdir, args.mlserver, args.compare, args.before) as targets:
         for target in targets:
             _check(target)
         print("== the HTTP limit, 64 connections", flush=True)
         results["limit"] = limit_rounds(targets, args.seconds, args.rounds, workdir)
-        print(f"== overload, {OVERLOAD_CONNECTIONS} connections", flush=True)
         results["overload"] = {}
-        for target in targets[:2]:  # ours and, for the same flood, the no-op app
+        if args.overload:
+            print(f"== overload, {OVERLOAD_CONNECTIONS} connections", flush=True)
+        for target in (
+            targets[:2] if args.overload else []
+        ):  # ours and, for the same flood, the no-op app
             print(f"   -- {target.name}", flush=True)
             results["overload"][target.name] = overload(target.server, records, workdir)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -295,6 +307,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--compare", action="append", default=[], metavar="NAME=VALUE",
         help="also our server with this setting changed (e.g. CREDIT_RISK_REUSE_PORT=false)",
+    )  # fmt: skip
+    parser.add_argument("--no-overload", dest="overload", action="store_false")
+    parser.add_argument(
+        "--before", type=Path, metavar="CHECKOUT",
+        help="also our server served from this checkout (a worktree of another commit)",
     )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
