@@ -20,6 +20,7 @@ import pyarrow.dataset as ds
 
 from client.errors import InputError
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
+from features.validation import cell_message
 
 TableInput: TypeAlias = pd.DataFrame | pa.Table | str | os.PathLike[str]
 RESULT_COLUMNS = ("probability", "status", "model")
@@ -191,7 +192,7 @@ def _csv_error(path: Path, rows_before: int, error: pa.ArrowInvalid) -> InputErr
         return InputError(f"{path}: at or after row {rows_before}: {error}")
     field, row, value = found
     location = f"{field}[{row}]"
-    message = f"Input should be a number; got {value!r}"
+    message = cell_message(field, value)  # as the server words it
     return InputError(
         f"{path}: {location}: {message}", details=[{"location": location, "message": message}]
     )
