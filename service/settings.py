@@ -152,8 +152,9 @@ class ServiceSettings(BaseSettings):
     retry_after_s: int = Field(1, ge=0, description="Retry-After of 503 and 429 answers.")
     tracing_excluded_urls: str = Field(
         "/livez,/readyz,/metrics",
-        description="Comma-separated URL patterns OpenTelemetry does not trace (the routes the "
-        "front door answers never reach BentoML's tracing middleware).",
+        description="Comma-separated URL patterns (regular expressions) not traced: BentoML's "
+        "`tracing.excluded_urls`, for the front door's spans as for BentoML's. Tracing itself "
+        "is BentoML's `tracing` configuration (exporter, sample rate).",
     )
     gc_thresholds: tuple[int, int, int] = Field(
         (50_000, 20, 100),
