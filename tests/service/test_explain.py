@@ -15,7 +15,7 @@ from features.schema import FIELDS
 from harness.process import ServedProcess, served
 from service.arrow_io import table_as_ipc
 from service.http.media import ARROW_STREAM
-from tests.metrics_text import metric_total, scrape_settled
+from tests.metrics_text import metric_total, scrape_until
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +100,13 @@ def _psi(metrics: str) -> dict[str, float]:
     return {field: metric_total(metrics, "credit_risk_input_psi", field=field) for field in FIELDS}
 
 
+def _decided(metrics: str) -> float:
+    return sum(
+        metric_total(metrics, "credit_risk_decisions_total", status=status)
+        for status in ("APPROVED", "MAYBE", "DECLINED")
+    )
+
+
 def test_a_shifted_population_raises_that_fields_psi(
     drift_server: ServedProcess, records, tmp_path: Path
 ) -> None:
@@ -108,17 +115,15 @@ def test_a_shifted_population_raises_that_fields_psi(
     columns = {name: [row[name] for row in sample] for name in FIELDS}
     url = drift_server.url
     assert httpx.post(f"{url}/classify_bulk", json=columns, timeout=60).status_code == 200
-    before = _psi(scrape_settled(url))
+    before = _psi(scrape_until(url, lambda text: _decided(text) >= 2000))
     assert max(before.values()) < 0.1, before  # training-like rows: stable everywhere
     shifted = {**columns, "income": [value * 3 for value in columns["income"]]}
     assert httpx.post(f"{url}/classify_bulk", json=shifted, timeout=60).status_code == 200
-    metrics = scrape_settled(url)
+    # The gauges are set in the flush that writes the counts; a scrape may read one file
+    # before that flush and the other after, so wait for both.
+    metrics = scrape_until(url, lambda text: _decided(text) >= 4000 and _psi(text) != before)
     after = _psi(metrics)
     assert after["income"] > 0.25, after
     assert max(value for field, value in after.items() if field != "income") < 0.1, after
-    decided = sum(
-        metric_total(metrics, "credit_risk_decisions_total", status=status)
-        for status in ("APPROVED", "MAYBE", "DECLINED")
-    )
-    assert decided == 4000
+    assert _decided(metrics) == 4000
     assert metric_total(metrics, "credit_risk_probability_count") == 4000
