@@ -11,6 +11,7 @@ fields become positions in `categories(field)` (-1 for a null or any other value
 except for JSON arrays that mix types, which are sorted out cell by cell.
 """
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -251,4 +252,6 @@ def shown(value: object) -> str:
         return str(value)
     if isinstance(value, bytes):
         return repr(value)
+    if isinstance(value, list | dict):  # a JSON array or object where a value should be
+        return json.dumps(value)
     return repr(str(value))

@@ -130,6 +130,7 @@ def test_tensors_as_numpy_arrays() -> None:
         (np.str_("castle"), "'castle'"),
         (float("inf"), "inf"),
         (1e20, "1e+20"),
+        ([1, "a"], '[1, "a"]'),
     ],
 )
 def test_a_cell_is_quoted_as_sent_never_as_a_repr(value: object, text: str) -> None:
