@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 import httpx
 
-from service.metrics import FLUSH_INTERVAL_S
-
 
 def metric_total(metrics: str, name: str, **labels: str) -> float:
     """Sum of a Prometheus sample over every label set that has these label values."""
@@ -22,7 +20,7 @@ def metric_total(metrics: str, name: str, **labels: str) -> float:
 
 def scrape_until(url: str, written: Callable[[str], bool], timeout_s: float = 15) -> str:
     """The server's /metrics as soon as `written(text)` holds: workers write what they counted
-    at their next flush, up to `FLUSH_INTERVAL_S` after the request (service/metrics.py), and a
+    at their next flush, up to a flush interval after the request (service/metrics.py), and a
     scrape reads the workers' files in no set order, so poll for the counts the test expects
     instead of waiting an interval out. After `timeout_s`, the last scrape (the caller's
     assertions then say what is missing)."""
@@ -32,10 +30,3 @@ def scrape_until(url: str, written: Callable[[str], bool], timeout_s: float = 15
         if written(text) or time.monotonic() > deadline:
             return text
         time.sleep(0.02)
-
-
-def scrape_settled(url: str) -> str:
-    """The server's /metrics once everything it counted so far is written, when the test
-    cannot say which counts to expect: waits out a flush interval."""
-    time.sleep(FLUSH_INTERVAL_S * 1.5)
-    return httpx.get(f"{url}/metrics", timeout=30).text
