@@ -58,7 +58,7 @@ def test_document_states_our_info_and_every_refusal(
         "application/vnd.apache.arrow.file",
     } <= set(bulk["requestBody"]["content"])
     assert "application/vnd.apache.arrow.stream" in bulk["responses"]["200"]["content"]
-    assert [p["name"] for p in bulk["parameters"]] == ["reasons"]
+    assert [p["name"] for p in bulk["parameters"]] == ["reasons", "per_row"]
     batch = doc["paths"]["/classify_batch"]["post"]["requestBody"]["content"]["application/json"]
     schemas = doc["components"]["schemas"]
     assert schemas[batch["schema"]["$ref"].rsplit("/", 1)[-1]]["maxItems"] == 1000
