@@ -61,13 +61,9 @@ def _refuse_to_start(reason: object) -> None:
 
 def _preflight(settings: ServiceSettings) -> None:
     """Check once, before any worker starts, what would otherwise make workers restart forever
-    behind a readiness probe that never turns green: the BentoML version this server's patches
-    were tested with, and the configured models (a missing tag, a corrupt or mismatched ONNX
-    file, a failed parity record). One clear line, exit code 2."""
-    try:
-        bentoml_fixes.check_version()
-    except bentoml_fixes.UntestedVersionError as error:
-        _refuse_to_start(error)
+    behind a readiness probe that never turns green: the API key file and the configured models
+    (a missing tag, a corrupt or mismatched ONNX file, a failed parity record). One clear line,
+    exit code 2."""
     try:
         load_api_keys(settings)
     except KeyFileError as error:
@@ -92,18 +88,24 @@ def create_service(settings: ServiceSettings) -> Services:
     layers, and the service classes."""
     logs.install()  # every log line of this process: its request's id, no exception messages
     log_format.install(settings.log_format)  # JSON lines when CREDIT_RISK_LOG_FORMAT=json
-    if server_context.worker_index is None:  # the `bentoml serve` parent, not a worker
+    parent = server_context.worker_index is None  # the `bentoml serve` parent, not a worker
+    if parent:
         _preflight(settings)
-    bentoml_fixes.apply()
-    bentoml_fixes.listen_per_worker(settings.reuse_port)
-    bentoml_fixes.extend_worker_startup(
-        settings.accept_interval_ms / 1000, settings.coalesce_writes, head_limits(settings)
-    )
+    private = bentoml_fixes.private_hooks_usable(settings.private_hooks, warn=parent)
+    if private:
+        bentoml_fixes.apply()
+        bentoml_fixes.listen_per_worker(settings.reuse_port)
+        bentoml_fixes.extend_worker_startup(
+            settings.accept_interval_ms / 1000, settings.coalesce_writes, head_limits(settings)
+        )
     front_door = build_front_door(settings)
-    worker_app = build_worker_app(front_door, settings)
+    worker_app = build_worker_app(front_door, settings, inside_bentoml_chain=not private)
     model = _model_service(settings)
     service = _api_service(settings, front_door, worker_app, model)
-    bentoml_fixes.serve_behind(service, worker_app.wrap)
+    if private:
+        bentoml_fixes.serve_behind(service, worker_app.wrap)
+    else:
+        bentoml_fixes.public_door(service, worker_app.wrap)
     return Services(service, model)
 
 

@@ -1,9 +1,11 @@
 """Every place this project touches BentoML's (and uvicorn's) internals, for exactly one
 version of each.
 
-- `check_version`: the server refuses to start on a BentoML other than `TESTED_BENTOML` (the
-  version pinned in pyproject.toml and locked in the bentofiles), since what follows depends on
-  its private code.
+- `private_hooks_usable`: what follows depends on private code, so it is used only on
+  `TESTED_BENTOML` and `TESTED_UVICORN` (the versions pinned in pyproject.toml and locked in the
+  bentofiles); on any other version (or with CREDIT_RISK_PRIVATE_HOOKS=off) the server starts
+  without it, the front door behind BentoML's public `add_asgi_middleware` (`public_door`),
+  with one warning naming the versions.
 - `serve_behind`: BentoML builds each API worker's ASGI app with `Service.to_asgi()` and hands it
   to uvicorn; the front door (service/http/) is put in front of that app there, so it stands
   outside BentoML's middleware chain. Starlette's trailing-slash redirect is turned off on that
@@ -67,23 +69,53 @@ Scope = MutableMapping[str, Any]
 AppWrapper = Callable[[Any], Any]
 
 
-class UntestedVersionError(RuntimeError):
-    pass
+def private_hooks_usable(
+    setting: str,
+    version: str = bentoml.__version__,
+    uvicorn_version: str = uvicorn.__version__,
+    *,
+    warn: bool = True,
+) -> bool:
+    """Whether this process extends BentoML's and uvicorn's internals (the hooks below): only on
+    the tested versions, and unless `setting` (CREDIT_RISK_PRIVATE_HOOKS) is "off". Otherwise
+    the server starts without them, the front door behind BentoML's public middleware API
+    (`public_door`), and, when `warn` (the `bentoml serve` process), says so in one warning
+    naming the versions."""
+    tested = version == TESTED_BENTOML and uvicorn_version == TESTED_UVICORN
+    if tested and setting != "off":
+        return True
+    if warn:
+        why = (
+            "CREDIT_RISK_PRIVATE_HOOKS=off"
+            if tested
+            else f"BentoML {version} and uvicorn {uvicorn_version} are installed; the private "
+            f"hooks were tested only with BentoML {TESTED_BENTOML} and uvicorn {TESTED_UVICORN}"
+        )
+        logger.warning(
+            "serving without private hooks (%s): the front door stands behind BentoML's "
+            "middleware chain, answering the same; slower, and without per-worker sockets, "
+            "greedy accepts, coalesced writes and head limits below the app",
+            why,
+        )
+    return False
 
 
-def check_version(
-    version: str = bentoml.__version__, uvicorn_version: str = uvicorn.__version__
-) -> None:
-    if version != TESTED_BENTOML:
-        raise UntestedVersionError(
-            f"BentoML {version} is installed, but this server patches BentoML internals tested "
-            f"only with {TESTED_BENTOML}: install bentoml=={TESTED_BENTOML}"
-        )
-    if uvicorn_version != TESTED_UVICORN:
-        raise UntestedVersionError(
-            f"uvicorn {uvicorn_version} is installed, but this server extends uvicorn's server "
-            f"start-up as tested only with {TESTED_UVICORN}: install uvicorn=={TESTED_UVICORN}"
-        )
+class PublicDoor:
+    """The front door as an ASGI middleware given to `Service.add_asgi_middleware` (BentoML's
+    public extension point): BentoML builds it with its app inside, so BentoML's request
+    metrics, tracing, access log, timeout and concurrency limit stand in front of it."""
+
+    def __init__(self, app: Any, wrap: AppWrapper) -> None:
+        self.app = wrap(app)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def public_door(service: Service[Any], wrap: AppWrapper) -> None:
+    """Make every worker of `service` serve `wrap(the rest of BentoML's app)` inside BentoML's
+    middleware chain, through public API only."""
+    service.add_asgi_middleware(PublicDoor, wrap=wrap)
 
 
 _ORIGINAL_TO_ASGI = Service.to_asgi

@@ -149,6 +149,15 @@ class ServiceSettings(BaseSettings):
         description="Write each response's head and body to the socket in one write (uvicorn "
         "writes them apart: two syscalls and two TCP segments per answer).",
     )
+    private_hooks: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: on the BentoML and uvicorn versions this server was tested with "
+        "(service/bentoml_fixes.py), extend their internals (the front door in front of "
+        "BentoML's app, per-worker sockets, greedy accepts, coalesced writes, head limits); on "
+        "any other version start without them, with one warning naming the versions. off: "
+        "never: the front door stands behind BentoML's public middleware API, answering the "
+        "same, slower.",
+    )
     retry_after_s: int = Field(1, ge=0, description="Retry-After of 503 and 429 answers.")
     tracing_excluded_urls: str = Field(
         "/livez,/readyz,/metrics",

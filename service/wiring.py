@@ -380,6 +380,9 @@ class WorkerApp:
     door: FrontDoor
     api_keys: ApiKeyMiddleware | None
     app: ASGIApp  # the outermost layer
+    # Inside BentoML's middleware chain (bentoml_fixes.public_door): its request metrics and
+    # tracing see every request, so the door neither counts nor traces.
+    inside_bentoml_chain: bool = False
 
     def wrap(self, bentoml_app: ASGIApp) -> ASGIApp:
         """For `bentoml_fixes.serve_behind`: the whole stack in front of BentoML's app."""
@@ -389,12 +392,19 @@ class WorkerApp:
     def open(self, worker: Worker, *, bentoml_metrics: bool = True) -> None:
         """The worker's models are loaded: serve its routes, count requests by client."""
         open_paths = self.api_keys.open_paths if self.api_keys is not None else None
-        open_front_door(self.door, worker, bentoml_metrics=bentoml_metrics, open_paths=open_paths)
+        open_front_door(
+            self.door,
+            worker,
+            bentoml_metrics=bentoml_metrics and not self.inside_bentoml_chain,
+            open_paths=open_paths,
+        )
         if self.api_keys is not None and bentoml_metrics:
             self.api_keys.count_clients(worker.metrics, frozenset(self.door.routes.routes))
 
 
-def build_worker_app(door: FrontDoor, settings: ServiceSettings) -> WorkerApp:
+def build_worker_app(
+    door: FrontDoor, settings: ServiceSettings, *, inside_bentoml_chain: bool = False
+) -> WorkerApp:
     keys = load_api_keys(settings)
     inner: ASGIApp = door
     api_keys = None
@@ -411,4 +421,4 @@ def build_worker_app(door: FrontDoor, settings: ServiceSettings) -> WorkerApp:
             door, keys, ops_open=settings.ops_routes == "open", metrics_clients=metrics_clients
         )
         inner = api_keys
-    return WorkerApp(door, api_keys, RequestIdMiddleware(inner))
+    return WorkerApp(door, api_keys, RequestIdMiddleware(inner), inside_bentoml_chain)

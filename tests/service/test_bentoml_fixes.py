@@ -5,6 +5,8 @@ timeouts still answer 504, an exception never waits for the timer)."""
 import asyncio
 import gc
 import inspect
+import logging
+import os
 import subprocess
 import sys
 import time
@@ -23,8 +25,7 @@ from service.bentoml_fixes import (
     TESTED_BENTOML,
     TESTED_UVICORN,
     TimerCancellingTimeoutMiddleware,
-    UntestedVersionError,
-    check_version,
+    private_hooks_usable,
 )
 
 BENTOML_ORIGINAL = TimerCancellingTimeoutMiddleware.__mro__[1]
@@ -55,12 +56,14 @@ async def _serve(middleware: Any, app: Any = _answer_at_once) -> list[dict[str, 
 
 
 def _live_timeout_timers() -> int:
-    return sum(
-        1
-        for o in gc.get_objects()
-        if isinstance(o, asyncio.TimerHandle)
-        and not o.cancelled()
-        and getattr(o._callback, "__name__", "") == "_set_timer_out"  # type: ignore[attr-defined]
+    return len(
+        [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, asyncio.TimerHandle)
+            and not o.cancelled()
+            and getattr(o._callback, "__name__", "") == "_set_timer_out"  # type: ignore[attr-defined]
+        ]
     )
 
 
@@ -130,14 +133,40 @@ def test_an_exception_before_the_response_does_not_wait_for_the_timeout() -> Non
     assert asyncio.run(main()) < 5  # not the 30 s timeout
 
 
-def test_only_the_tested_bentoml_and_uvicorn_are_accepted() -> None:
-    assert bentoml.__version__ == TESTED_BENTOML
-    assert uvicorn.__version__ == TESTED_UVICORN
-    check_version(TESTED_BENTOML, TESTED_UVICORN)
-    with pytest.raises(UntestedVersionError, match=r"1\.4\.41"):
-        check_version("1.4.41", TESTED_UVICORN)
-    with pytest.raises(UntestedVersionError, match=r"uvicorn 0\.55\.0"):
-        check_version(TESTED_BENTOML, "0.55.0")
+def test_private_hooks_only_on_the_tested_versions(caplog: pytest.LogCaptureFixture) -> None:
+    """Another BentoML or uvicorn: no hooks, one warning naming the versions (no refusal)."""
+    assert bentoml.__version__ == TESTED_BENTOML and uvicorn.__version__ == TESTED_UVICORN
+    with caplog.at_level(logging.WARNING, logger="credit_risk"):
+        assert private_hooks_usable("auto", TESTED_BENTOML, TESTED_UVICORN)
+        assert caplog.records == []
+        assert not private_hooks_usable("auto", "1.4.41", TESTED_UVICORN)
+        assert not private_hooks_usable("auto", TESTED_BENTOML, "0.55.0", warn=False)
+        assert not private_hooks_usable("off", TESTED_BENTOML, TESTED_UVICORN)
+    first, second = (record.getMessage() for record in caplog.records)
+    assert "BentoML 1.4.41" in first and TESTED_BENTOML in first and TESTED_UVICORN in first
+    assert "CREDIT_RISK_PRIVATE_HOOKS=off" in second
+
+
+def test_without_private_hooks_the_door_is_a_bentoml_middleware(exported: ExportSummary) -> None:
+    """In a fresh interpreter with CREDIT_RISK_PRIVATE_HOOKS=off: BentoML's `to_asgi` untouched,
+    the front door among the app's middleware (BentoML's public `add_asgi_middleware`)."""
+    check = (
+        "import service.app as a; from _bentoml_sdk.service.factory import Service\n"
+        "from service import bentoml_fixes as f; app = a.CreditRiskService.to_asgi()\n"
+        "print(Service.to_asgi is f._ORIGINAL_TO_ASGI, type(app).__name__,"
+        " [m.cls.__name__ for m in app.user_middleware])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "CREDIT_RISK_PRIVATE_HOOKS": "off"},
+    )
+    untouched, app_type, middleware = result.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert (untouched, app_type) == ("True", "Starlette")
+    assert "PublicDoor" in middleware
 
 
 def test_uvicorn_builds_its_protocol_and_servers_as_the_accepter_does() -> None:
