@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import time
@@ -51,6 +50,7 @@ from jobs.outputs import (
 from jobs.probe import ExecutorSetupError, probe_executors
 from jobs.scoring import ADDED_NAMES, reason_fields, rejects_schema, scored_schema
 from jobs.session import ARROW_BATCH_ROWS, DRIVER_PYTHON_CONF, start_session
+from jobs.spark_errors import spark_message
 from jobs.task import SUMMARY_DDL, ScoringTask
 from runners.model_store import ModelLoadError
 
@@ -62,10 +62,6 @@ MIN_SPREAD_ROWS = 2 * ARROW_BATCH_ROWS
 MIN_SPREAD_BYTES = 4 << 20  # the same for CSV, whose rows are unknown beforehand
 # Set in the environment of the process the job re-starts under spark.pyspark.driver.python.
 REEXEC_MARK = "_CREDIT_RISK_JOB_DRIVER_PYTHON"
-PYTHON_TRACEBACK = "Traceback (most recent call last):"
-# Spark's "Job aborted" line: `... most recent failure: Lost task 0.3 in stage 1.0 (TID 7)
-# (10.0.0.5 executor 2): java.io.IOException: Cannot run program "python3": error=2, ...`
-_TASK_FAILURE = re.compile(r"most recent failure: Lost task .*?\(TID \d+\) \([^)]*\): (.+)$")
 logger = logging.getLogger("jobs.score")
 
 
@@ -339,40 +335,6 @@ def _check_columns(schema: pa.Schema, *, text_numbers: bool, reasons: int) -> No
 
 def _files(summaries: list[Any], key: str) -> dict[int, str]:
     return {row["partition"]: row[key] for row in summaries if row[key] is not None}
-
-
-def spark_message(error: BaseException) -> str:
-    """The cause in one line, without a stack trace: a Python worker's exception line (the last
-    one of its traceback); else the failed task's reason (`Cannot run program ...`) with the
-    deepest `Caused by:`; else the first line Spark gives."""
-    getter = getattr(error, "getMessage", None)
-    text = getter() if callable(getter) else str(error)
-    lines = [line.rstrip() for line in str(text).splitlines() if line.strip()]
-    python = python_exception_line(lines)
-    if python is not None:
-        return f"a Python worker failed: {python}"[:500]
-    causes = [line.strip() for line in lines if line.strip().startswith("Caused by:")]
-    deepest = causes[-1].removeprefix("Caused by:").strip() if causes else None
-    reasons = [found.group(1) for line in lines if (found := _TASK_FAILURE.search(line))]
-    if reasons:
-        chosen = reasons[-1].strip()
-        if deepest and deepest not in chosen:
-            chosen = f"{chosen} (caused by {deepest})"
-    else:
-        chosen = deepest or (lines or ["?"])[0].strip()
-    return chosen[:500]
-
-
-def python_exception_line(lines: list[str]) -> str | None:
-    """In a Python traceback (the last one when exceptions were chained), the line after the
-    indented frames: `ModuleNotFoundError: No module named 'jobs'`."""
-    starts = [i for i, line in enumerate(lines) if line.endswith(PYTHON_TRACEBACK)]
-    if not starts:
-        return None
-    for line in lines[starts[-1] + 1 :]:
-        if not line[0].isspace():
-            return line.strip().removesuffix("SQLSTATE: 38000").strip()
-    return None
 
 
 def restart_under_driver_python(options: Options, argv: Sequence[str]) -> None:

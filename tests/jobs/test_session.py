@@ -3,8 +3,8 @@ Python worker's failure (messages as Spark 4 gives them)."""
 
 import sys
 
-from jobs.score import python_exception_line, spark_message
 from jobs.session import executor_python, job_settings
+from jobs.spark_errors import python_exception_line, spark_message
 
 # Spark's message for a task whose Python raised (pyspark.errors PythonException.getMessage()).
 WORKER_FAILURE = (
