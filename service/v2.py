@@ -67,7 +67,14 @@ class InferenceRequest(BaseModel):
     # Not in the protocol's request, but KServe's client sends them: checked when present.
     model_name: str | None = None
     model_version: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="`per_row`: true scores every valid row and answers each invalid one with "
+        "status INVALID, a NaN (JSON: null) probability and its error in a third output, "
+        "`error` (BYTES, empty for scored rows); false (the default) refuses the whole request "
+        "(422) naming the field and the row. `binary_data_output`: true sends every output as "
+        "binary tensor data.",
+    )
     inputs: list[TensorInput] = Field(min_length=1)
     outputs: list[RequestedOutput] | None = None
 
