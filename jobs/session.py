@@ -8,8 +8,10 @@ takes its networking from `--conf` (spark.driver.host, spark.driver.bindAddress)
 The executors' Python: the job is started with `python -m jobs.score`, not spark-submit, and
 PySpark then takes the executors' interpreter from PYSPARK_PYTHON alone, ignoring
 `spark.pyspark.python`. `executor_python` applies Spark's documented order itself
-(spark.pyspark.python, then PYSPARK_PYTHON) and falls back to this interpreter (PySpark's own
-fallback, `python3` on each executor's PATH, is rarely the one with the project installed).
+(spark.pyspark.python, then PYSPARK_PYTHON); without either, local and standalone (spark://)
+executors run this interpreter's path (PySpark's own fallback, `python3` on each executor's
+PATH, is rarely the one with the project installed), and YARN and Kubernetes ones keep
+PySpark's `python3` (their images name their own Python).
 """
 
 import os
@@ -60,10 +62,13 @@ def job_settings(master: str) -> dict[str, str]:
     return settings
 
 
-def executor_python(conf: Mapping[str, str], env: Mapping[str, str]) -> str:
+def executor_python(conf: Mapping[str, str], env: Mapping[str, str], master: str) -> str | None:
     """The interpreter executors run: --conf spark.pyspark.python, else PYSPARK_PYTHON, else
-    this one."""
-    return conf.get(PYTHON_CONF) or env.get("PYSPARK_PYTHON") or sys.executable
+    this one for a local or standalone master; None: PySpark's default (`python3`)."""
+    given = conf.get(PYTHON_CONF) or env.get("PYSPARK_PYTHON")
+    if given:
+        return given
+    return sys.executable if is_local(master) or master.startswith("spark://") else None
 
 
 def start_session(
@@ -76,7 +81,9 @@ def start_session(
     starts."""
     env = os.environ if env is None else env
     conf = dict(extra or {})
-    env["PYSPARK_PYTHON"] = executor_python(conf, env)
+    python = executor_python(conf, env, master)
+    if python is not None:
+        env["PYSPARK_PYTHON"] = python
     if is_local(master) or is_loopback_standalone(master):
         env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(master).appName(APP_NAME)

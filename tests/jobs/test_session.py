@@ -63,9 +63,12 @@ def test_a_failed_task_is_named_by_its_reason_and_deepest_cause() -> None:
 def test_the_executors_python_follows_sparks_order() -> None:
     conf = {"spark.pyspark.python": "/opt/py/bin/python"}
     env = {"PYSPARK_PYTHON": "/env/python"}
-    assert executor_python(conf, env) == "/opt/py/bin/python"
-    assert executor_python({}, env) == "/env/python"
-    assert executor_python({}, {}) == sys.executable
+    for master in ("local[*]", "spark://10.0.0.5:7077", "yarn"):
+        assert executor_python(conf, env, master) == "/opt/py/bin/python"
+        assert executor_python({}, env, master) == "/env/python"
+    assert executor_python({}, {}, "local[2]") == sys.executable
+    assert executor_python({}, {}, "spark://10.0.0.5:7077") == sys.executable
+    assert executor_python({}, {}, "k8s://https://api:6443") is None  # the image's python3
 
 
 def test_a_loopback_master_gets_a_loopback_driver() -> None:
