@@ -12,6 +12,8 @@ job decides as a server started in the same environment does.
 from dataclasses import dataclass
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from features.distributions import METADATA_KEY, from_metadata, medians
 from features.reasons import MatrixReasonCoder, ReasonCoder
 from features.thresholds import Thresholds
@@ -26,7 +28,7 @@ from runners.model_store import (
 )
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
-from service.settings import ServiceSettings, get_settings
+from service.settings import ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class ModelBundle:
         onnx = get_stored_model(onnx_tag)
         native, raw = booster_raw(str(onnx.metadata["native_tag"]))
         onnx_bytes = onnx_file(onnx).read_bytes()
-        scoring = ScoringSettings.of(settings or get_settings())
+        scoring = ScoringSettings.of(settings or _environment_settings())
         return cls(onnx=onnx, onnx_bytes=onnx_bytes, native=native, native_raw=raw, scoring=scoring)
 
     @property
@@ -96,6 +98,21 @@ class ModelBundle:
             large_min_rows=self.scoring.xgboost_min_rows,
             chunk_rows=self.scoring.chunk_rows,
         )
+
+
+def _environment_settings() -> ServiceSettings:
+    """The server's settings from this environment; a bad value fails like a bad model tag,
+    with one line naming the setting."""
+    try:
+        return ServiceSettings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"CREDIT_RISK_{'_'.join(map(str, item['loc'])).upper()}: {item['msg']}"
+            if item["loc"]
+            else item["msg"]
+            for item in error.errors(include_url=False)
+        )
+        raise ModelLoadError(f"scoring settings: {problems}") from error
 
 
 class BundleSource(Protocol):

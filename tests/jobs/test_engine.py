@@ -3,11 +3,13 @@
 import pickle
 
 import numpy as np
+import pytest
 
 from export.pipeline import ExportSummary
 from features.encoder import FeatureEncoder
 from features.thresholds import Thresholds
 from jobs.engine import ModelBundle
+from runners.model_store import ModelLoadError
 from runners.onnx_runner import OnnxRunner
 from runners.xgboost_runner import XgboostRunner
 from service.settings import ServiceSettings
@@ -24,6 +26,16 @@ def test_runners_from_bytes_equal_runners_by_tag(exported: ExportSummary, record
     np.testing.assert_array_equal(
         predictor.large.predict(features), by_tag_native.predict(features)
     )
+
+
+def test_a_bad_setting_in_the_environment_is_one_clear_error(
+    exported: ExportSummary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDIT_RISK_MAYBE_THRESHOLD", "lots")
+    with pytest.raises(ModelLoadError, match="CREDIT_RISK_MAYBE_THRESHOLD: Input should be"):
+        ModelBundle.read(exported.onnx_tag)
+    monkeypatch.setenv("CREDIT_RISK_MAYBE_THRESHOLD", "0.25")
+    assert ModelBundle.read(exported.onnx_tag).thresholds == Thresholds(0.25, 0.5)
 
 
 def test_the_job_reads_the_servers_scoring_settings(exported: ExportSummary) -> None:
