@@ -6,7 +6,8 @@ Inference Protocol (service/v2.py) call the same scorer.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,7 +23,7 @@ from features.columns import ApplicantColumns as ReadColumns
 from features.encoder import FeatureEncoder
 from features.reasons import MatrixReasonCoder, ReasonCoder
 from features.schema import FIELDS
-from features.thresholds import INVALID_LEVEL, ROW_STATUSES, Thresholds
+from features.thresholds import INVALID_LEVEL, ROW_STATUSES, STATUSES, Thresholds
 from features.validation import InvalidRows
 from runners.base import FeatureMatrix, Probabilities
 from runners.batcher import OverloadedError
@@ -33,7 +34,11 @@ from service.column_checks import verdicts
 from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
 from service.json_input import parse_applicant_json
+from service.logs import REQUEST_ID
 from service.monitoring import DecisionMonitor
+from service.records.context import CLIENT, ROUTE
+from service.records.recorder import DecisionRecorder
+from service.records.schema import DecisionBatch, FieldValues
 from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[npt.NDArray[np.float32]]]
@@ -117,6 +122,7 @@ class CreditScorer:
         monitor: DecisionMonitor | None = None,
         explaining: Explaining | None = None,
         batched_below_rows: int = 0,
+        recorder: DecisionRecorder | None = None,
     ) -> None:
         self.model_tag = model_tag
         self.encoder = encoder
@@ -127,6 +133,7 @@ class CreditScorer:
         # Requests that may share the batcher (V2) do below this many rows: there bulk scoring
         # would use the batcher's own engine, so the answers are the same (0: never).
         self.batched_below_rows = batched_below_rows
+        self.recorder = recorder  # decision records (service/records/): None when off
         self._predict_rows = predict_rows
         self._bulk = bulk
         self._bulk_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
@@ -134,10 +141,12 @@ class CreditScorer:
     # -- typed entry points --------------------------------------------------------------
     async def score_applicants(self, applicants: Sequence[Applicant]) -> Probabilities:
         rows = self._rows_of(applicants)
-        return await self._predict(self.encoder.encode_rows(rows))
+        return await self._predict(self.encoder.encode_rows(rows), rows)
 
     async def score_columns(self, columns: dict[str, Any]) -> Probabilities:
-        probabilities, _ = await self._predict_bulk(self.encoder.encode_columns(columns), 0)
+        probabilities, _ = await self._predict_bulk(
+            self.encoder.encode_columns(columns), 0, columns
+        )
         return probabilities
 
     def decision(self, probability: float) -> dict[str, Any]:
@@ -157,7 +166,8 @@ class CreditScorer:
     # -- raw-body entry points (the front door's routes) ---------------------------------
     async def classify_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
-        (probability,) = await self._predict(self.encoder.encode_one(applicant.__dict__))
+        values = applicant.__dict__
+        (probability,) = await self._predict(self.encoder.encode_one(values), (values,))
         return orjson.dumps(self.decision(float(probability)))
 
     async def classify_batch_json(self, body: bytes) -> bytes:
@@ -214,18 +224,16 @@ class CreditScorer:
         """Read columns -> checked (a 422, or per-row verdicts) -> scored. `batched`: fewer
         rows than `batched_below_rows` go through the batcher (the Open Inference Protocol)."""
         invalid = verdicts(columns, per_row)
-        if invalid is None:
-            features = self.encoder.encode_columns(columns.for_encoder())
-        else:
-            features = self.encoder.encode_columns(columns.rows(~invalid.mask))
+        fields = columns.for_encoder() if invalid is None else columns.rows(~invalid.mask)
+        features = self.encoder.encode_columns(fields)
         codes: list[npt.NDArray[np.object_]]
         if len(features) == 0:  # every row was invalid
             probabilities = np.empty(0, dtype=np.float32)
             codes = [np.empty(0, dtype=object) for _ in range(reasons)]
         elif batched and not reasons and len(features) < self.batched_below_rows:
-            probabilities, codes = await self._predict(features), []
+            probabilities, codes = await self._predict(features, fields), []
         else:
-            probabilities, codes = await self._predict_bulk(features, reasons)
+            probabilities, codes = await self._predict_bulk(features, reasons, fields)
         levels = self.thresholds.levels(probabilities)
         if invalid is None:
             return BulkScores(probabilities, levels, codes, None, per_row)
@@ -244,12 +252,12 @@ class CreditScorer:
     async def explain_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
         values = applicant.__dict__
-        (row,) = await self._explain(self.encoder.encode_one(values))
+        (row,) = await self._explain(self.encoder.encode_one(values), (values,))
         return orjson.dumps(self._explained(values, row))
 
     async def explain_batch_json(self, body: bytes) -> bytes:
         rows = self._rows_of(_validate(ApplicantBatch, body).root)
-        explained = await self._explain(self.encoder.encode_rows(rows))
+        explained = await self._explain(self.encoder.encode_rows(rows), rows)
         return orjson.dumps(
             [self._explained(v, row) for v, row in zip(rows, explained, strict=True)]
         )
@@ -308,36 +316,79 @@ class CreditScorer:
         return values
 
     # -- model calls ------------------------------------------------------------------------
-    async def _predict(self, features: FeatureMatrix) -> Probabilities:
+    # Every decision of every route comes out of one of these three calls, which record it
+    # (`fields`: the scored applicants' form fields, as given) and refuse, before scoring,
+    # while the decision log cannot keep records (its spool-full policy `refuse`).
+    async def _predict(self, features: FeatureMatrix, fields: FieldValues) -> Probabilities:
+        self._refuse_unrecorded()
         try:
             probabilities = await self._predict_rows(features)
         except OverloadedError as error:
             raise overloaded(str(error)) from error
         if self.monitor is not None:
             self.monitor.observe(features, probabilities)
+        self._record(fields, features, probabilities)
         return probabilities
 
-    async def _explain(self, features: FeatureMatrix) -> npt.NDArray[np.float32]:
+    async def _explain(
+        self, features: FeatureMatrix, fields: FieldValues
+    ) -> npt.NDArray[np.float32]:
         explaining = self._explaining()
+        self._refuse_unrecorded()
         try:
             rows = await explaining.explain_rows(features)
         except OverloadedError as error:
             raise overloaded(str(error)) from error
         if self.monitor is not None:
             self.monitor.observe(features, rows[:, 0])
+        self._record(fields, features, np.ascontiguousarray(rows[:, 0]))
         return rows
 
     async def _predict_bulk(
-        self, features: FeatureMatrix, reasons: int
+        self, features: FeatureMatrix, reasons: int, fields: FieldValues
     ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
         """Off the event loop, so single requests keep being served while a bulk job runs."""
+        self._refuse_unrecorded()
         loop = asyncio.get_running_loop()
         probabilities, codes = await loop.run_in_executor(
             self._bulk_executor, self._score_bulk, features, reasons
         )
         if self.monitor is not None:
             self.monitor.observe(features, probabilities)
+        self._record(fields, features, probabilities)
         return probabilities, codes
+
+    def _refuse_unrecorded(self) -> None:
+        if self.recorder is not None:
+            reason = self.recorder.refusal()
+            if reason is not None:
+                raise overloaded(reason)
+
+    def _record(
+        self, fields: FieldValues, features: FeatureMatrix, probabilities: Probabilities
+    ) -> None:
+        """Hands the decisions to the recorder, which only enqueues them."""
+        if self.recorder is None or len(probabilities) == 0:
+            return
+        # The status as the answer words it: row-wise routes per float, column-wise ones
+        # vectorised (the two differ only for a float32 within rounding of a threshold).
+        status: Sequence[str] | npt.NDArray[np.object_]
+        if isinstance(fields, Mapping):
+            status = STATUSES[self.thresholds.levels(probabilities)]
+        else:
+            status = [self.thresholds.status(p) for p in probabilities.tolist()]
+        batch = DecisionBatch(
+            REQUEST_ID.get() or "-",
+            ROUTE.get(),
+            CLIENT.get(),
+            self.model_tag,
+            time.time(),
+            probabilities,
+            status,
+            fields,
+            features,
+        )
+        self.recorder.record(batch)
 
     def _score_bulk(
         self, features: FeatureMatrix, reasons: int
@@ -362,7 +413,10 @@ class CreditScorer:
         return probabilities, codes
 
     def close(self) -> None:
+        """After the last request: the bulk thread, then every decision record written."""
         self._bulk_executor.shutdown(wait=True)
+        if self.recorder is not None:
+            self.recorder.close()
 
 
 def _validate(model: type[M], body: bytes) -> M:

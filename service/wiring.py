@@ -34,9 +34,19 @@ from service.http.request_id import RequestIdMiddleware
 from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
 from service.http.routes import RefusalReason, RouteContext, route_table
 from service.http.tracing import from_bentoml as tracing_from_bentoml
-from service.metrics import LoadReadings, MetricsBuffer, ServingMetrics, WorkerGauges
+from service.metrics import (
+    LoadReadings,
+    MetricsBuffer,
+    RecordMetrics,
+    ServingMetrics,
+    WorkerGauges,
+)
 from service.monitoring import DecisionMonitor
 from service.openapi import DocumentFacts
+from service.records.assemble import explainer_reasons
+from service.records.readings import record_readings
+from service.records.schema import REASONS
+from service.records.target import build_recorder
 from service.registry import ENDPOINTS
 from service.scoring import CreditScorer, Explaining, Limits, RowPredictor
 from service.settings import ServiceSettings
@@ -161,6 +171,12 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         else None,
         explaining=explaining,
         batched_below_rows=bulk.large_min_rows if same_engine else 0,
+        recorder=build_recorder(
+            settings,
+            explainer_reasons(explaining.explainer, explaining.matrix_coder, REASONS)
+            if explaining is not None
+            else None,
+        ),
     )
     return Worker(settings, runner, bulk, scorer, batcher, buffer, explain_batcher)
 
@@ -301,6 +317,8 @@ def open_front_door(
         if enabled:
             metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
     WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
+    if worker.scorer.recorder is not None:
+        RecordMetrics(worker.metrics, record_readings(worker.scorer.recorder))
     context = route_context(worker, lambda: door.ready, open_paths)
     tracing = tracing_from_bentoml(worker.scorer.model_tag) if bentoml_metrics else None
     door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics, tracing)

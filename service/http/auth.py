@@ -22,6 +22,7 @@ from service.errors import RequestError
 from service.http.api_keys import ApiKeys
 from service.http.asgi import JSON_HEADERS, Header
 from service.metrics import MetricsBuffer
+from service.records.context import CLIENT
 
 ALWAYS_OPEN = frozenset({"/livez", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"})
 OPS_PATHS = frozenset({"/metrics", "/info", "/", "/docs.json", "/schema.json"})
@@ -148,6 +149,7 @@ class ApiKeyMiddleware:
             if self.metrics is not None:
                 self.metrics.observe(client or REFUSED_CLIENT, scope["path"], status)
             return
+        CLIENT.set(client or REFUSED_CLIENT)  # for decision records; this request's task only
         metrics = self.metrics
         if metrics is None or kind != "http":
             await self.app(scope, receive, send)

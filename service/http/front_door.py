@@ -33,6 +33,7 @@ from service.http.responses import CLIENT_CLOSED, as_request_error, error_header
 from service.http.routes import Answer, Call, Route, RouteTable
 from service.http.timeout import RequestDeadlines
 from service.http.tracing import DoorTracing
+from service.records.context import ROUTE
 
 PASSED_ON_METHODS = ("HEAD", "OPTIONS")  # CORS preflights and HEAD: BentoML's app answers
 
@@ -91,7 +92,11 @@ class FrontDoor:
         if scope["type"] == "http":
             found = self.routes.find(scope["path"])
             if found is not None and scope["method"] not in PASSED_ON_METHODS:
-                await self._serve(*found, scope, receive, send)
+                token = ROUTE.set(found[0])  # names the route in decision records
+                try:
+                    await self._serve(*found, scope, receive, send)
+                finally:
+                    ROUTE.reset(token)
                 return
         await self.app(scope, receive, send)
 

@@ -96,7 +96,10 @@ def container(deployment: Manifest) -> Manifest:
 
 
 def env_of(deployment: Manifest) -> dict[str, str]:
-    return {e["name"]: str(e["value"]) for e in container(deployment).get("env", [])}
+    """The literal values (not those read from a Secret)."""
+    return {
+        e["name"]: str(e["value"]) for e in container(deployment).get("env", []) if "value" in e
+    }
 
 
 def _setting_default(name: str) -> Any:
