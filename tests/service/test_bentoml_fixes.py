@@ -1,14 +1,18 @@
-"""Where the server touches BentoML internals: the version guard, the front door's place in
-front of BentoML's app, the request-timeout middleware fix (no timer outlives its request,
-timeouts still answer 504, an exception never waits for the timer)."""
+"""Where the server touches BentoML's and uvicorn's internals, observed by behaviour: the
+version guard (hooks only on the tested versions, a warning otherwise), the front door's place
+in front of BentoML's app or inside its chain, the request-timeout middleware fix (no timer
+outlives its request, timeouts still answer 504, an exception never waits for the timer), the
+worker start-up hooks on a real uvicorn. The arbiter and per-worker sockets are observed on
+real servers (tests/service/test_listeners.py, tests/security/test_network_limits.py)."""
 
 import asyncio
 import gc
-import inspect
 import logging
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -16,10 +20,10 @@ import bentoml
 import pytest
 import uvicorn
 import yaml
-from circus.sockets import CircusSockets
 
 from export.pipeline import ExportSummary
 from harness.process import PROJECT_ROOT
+from harness.rawhttp import read_response
 from service import bentoml_fixes
 from service.bentoml_fixes import (
     TESTED_BENTOML,
@@ -27,6 +31,7 @@ from service.bentoml_fixes import (
     TimerCancellingTimeoutMiddleware,
     private_hooks_usable,
 )
+from service.http.head_limits import HeadLimits
 
 BENTOML_ORIGINAL = TimerCancellingTimeoutMiddleware.__mro__[1]
 REQUESTS = 300
@@ -169,52 +174,50 @@ def test_without_private_hooks_the_door_is_a_bentoml_middleware(exported: Export
     assert "PublicDoor" in middleware
 
 
-def test_uvicorn_builds_its_protocol_and_servers_as_the_accepter_does() -> None:
-    """`extend_worker_startup` builds uvicorn's protocol as `Server.startup` does and relies on
-    `servers` being made there and closed first in `shutdown` (fails if upstream changes it)."""
-    startup = inspect.getsource(bentoml_fixes._ORIGINAL_STARTUP)
-    for part in (
-        "config.http_protocol_class(",
-        "config=config,",
-        "server_state=self.server_state,",
-        "app_state=self.lifespan.state,",
-        "_loop=_loop,",
-        "await loop.create_server(create_protocol, sock=sock, ssl=config.ssl",
-        "self.started = True",
-    ):
-        assert part in startup, part
-    # A worker's own socket is bound but not listening when given to startup: create_server
-    # listens on it with the configured backlog, after the app's start-up.
-    assert "backlog=config.backlog)" in startup
-    assert startup.index("await self.lifespan.startup()") < startup.index("loop.create_server(")
-    shutdown = inspect.getsource(bentoml_fixes._ORIGINAL_SHUTDOWN)
-    assert shutdown.index("server.close()") < shutdown.index("connection.shutdown()")
+async def _hello(scope: Any, receive: Any, send: Any) -> None:
+    headers = [(b"content-length", b"5")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"hello"})
 
 
-def test_uvicorn_loads_its_protocol_class_before_startup() -> None:
-    """`extend_worker_startup` swaps `config.http_protocol_class` in `startup`, which works
-    only if the config is loaded before (and the class read after) that point."""
-    serve = inspect.getsource(uvicorn.Server._serve)
-    assert serve.index("config.load()") < serve.index("await self.startup(sockets=sockets)")
-    assert "self.http_protocol_class" in inspect.getsource(uvicorn.Config.load)
-
-
-def test_bentoml_builds_the_api_socket_and_arbiter_as_listen_per_worker_expects() -> None:
-    """`listen_per_worker` replaces `create_standalone_arbiter` in BentoML's circus module: it
-    must still be imported from there when `serve_http` runs, and be given the API server's
-    TCP socket, not yet bound, under `API_SERVER_NAME` (fails if upstream changes it)."""
-    from _bentoml_impl.server import serving
-
-    source = inspect.getsource(serving.serve_http)
-    assert "from bentoml._internal.utils.circus import create_standalone_arbiter" in source
-    assert "name=API_SERVER_NAME," in source
-    assert (
-        '"sockets": sockets,' in source and "create_standalone_arbiter(**arbiter_kwargs)" in source
-    )
-    assert "$(circus.sockets.{API_SERVER_NAME})" in source
-    # The arbiter binds every socket without SO_REUSEPORT (circus's own reuseport sockets,
-    # one per process, are left unbound there): ours is a plain one with the option set.
-    assert "if not sock.so_reuseport:" in inspect.getsource(CircusSockets.bind_and_listen_all)
+def test_uvicorn_runs_with_the_worker_startup_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`extend_worker_startup` on a real uvicorn server, as a BentoML worker runs it (a listening
+    socket handed to `Server.run`): a burst of connections all answered (taken by the greedy
+    accepter, which builds uvicorn's protocol itself), an oversized head refused by the guarded
+    protocol, a clean stop. Fails if uvicorn changes how it builds its protocol or servers."""
+    monkeypatch.setattr(uvicorn.Server, "startup", uvicorn.Server.startup)  # restored after
+    monkeypatch.setattr(uvicorn.Server, "shutdown", uvicorn.Server.shutdown)
+    bentoml_fixes.extend_worker_startup(0.002, True, HeadLimits(2048, 16, 5.0, 5.0))
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(256)
+    port = listening.getsockname()[1]
+    config = uvicorn.Config(_hello, loop="uvloop", http="httptools", lifespan="off",
+                            log_level="warning")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(400):
+            if server.started:
+                break
+            time.sleep(0.025)
+        assert server.started
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        for client in clients:
+            client.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
+        answers = [read_response(client, timeout_s=10) for client in clients]
+        assert [(a.status, a.body) if a else None for a in answers] == [(200, b"hello")] * 64
+        with socket.create_connection(("127.0.0.1", port)) as big:
+            big.sendall(b"GET / HTTP/1.1\r\nhost: t\r\nx-big: " + b"x" * 4096 + b"\r\n\r\n")
+            refused = read_response(big, timeout_s=10)
+        assert refused is not None and refused.status == 431
+        for client in clients:
+            client.close()
+    finally:
+        server.should_exit = True
+        thread.join(20)
+    assert not thread.is_alive()
 
 
 def test_pins_agree_with_the_tested_versions() -> None:
@@ -234,18 +237,6 @@ def prometheus_client_version() -> str:
     from importlib.metadata import version
 
     return version("prometheus-client")
-
-
-def test_the_worker_serves_what_to_asgi_returns() -> None:
-    """The front door stands where BentoML's worker gets its app: `service.to_asgi()`, handed to
-    uvicorn as is, which serves the listening socket it is given (fails if upstream changes how
-    a worker builds its app or starts uvicorn)."""
-    from _bentoml_impl.worker import service as worker
-
-    source = inspect.getsource(worker.main.callback)  # click command -> its function
-    assert "asgi_app = service.to_asgi(" in source
-    assert "app=asgi_app," in source
-    assert "uvicorn.Server(config).run(sockets=[socket])" in source
 
 
 def test_the_service_app_is_behind_the_front_door(exported: ExportSummary) -> None:
