@@ -34,6 +34,7 @@ class Chunk:
     number: int  # which request, from 0
     offset: int  # the index of its first row in the whole input
     table: pa.Table  # every column of the input, these rows only
+    numbers_as_text: bool = False  # a CSV's numeric fields read as text (client.text_numbers)
 
     @property
     def rows(self) -> int:
@@ -48,12 +49,13 @@ class Source:
     schema: pa.Schema
     rows: int | None
     read: Callable[[int], Iterator[pa.RecordBatch | pa.Table]]
+    numbers_as_text: bool = False  # a CSV read for per-row verdicts
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         """The whole input in order, every chunk exactly `chunk_rows` rows but the last."""
         offset = 0
         for number, table in enumerate(_rechunk(self.read(chunk_rows), chunk_rows)):
-            yield Chunk(number, offset, table)
+            yield Chunk(number, offset, table, self.numbers_as_text)
             offset += table.num_rows
 
 
@@ -181,7 +183,8 @@ def _csv_source(path: Path, numbers_as_text: bool) -> Source:
                 rows += batch.num_rows
                 yield batch
 
-    return Source(pa.schema([(name, types[name]) for name in names]), None, read)
+    schema = pa.schema([(name, types[name]) for name in names])
+    return Source(schema, None, read, numbers_as_text)
 
 
 def _csv_error(path: Path, rows_before: int, error: pa.ArrowInvalid) -> InputError:

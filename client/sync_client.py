@@ -19,7 +19,7 @@ from client.progress import progress_bar
 from client.rejects import Rejects, RejectsSink, rejects_sink
 from client.results import as_frame, empty_result, scored, split
 from client.retry import Attempts, RetryPolicy
-from client.text_numbers import has_text_numbers, parsed_numbers
+from client.text_numbers import parsed_numbers
 from client.wire import read_answer, request_body
 
 
@@ -186,7 +186,7 @@ class CreditRiskClient:
         """The chunk's scored rows, and with `per_row` its rejected ones."""
         what = protocol.bulk_what(chunk.offset, chunk.rows)
         fields, local = chunk.table, None
-        if per_row and has_text_numbers(fields.schema):
+        if per_row and chunk.numbers_as_text:
             fields, local = parsed_numbers(fields)
         body = request_body(fields)
         response = self._post(

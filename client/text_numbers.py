@@ -1,4 +1,6 @@
-"""Numbers read as text (a CSV file's, with per-row verdicts) made ready to send.
+"""Numbers read as text (a CSV file's, with per-row verdicts) made ready to send. Only a CSV's:
+a typed input whose numeric column holds text (a DataFrame of strings) is sent as it is and
+refused, as a JSON "30" is, and as the Spark job refuses such a Parquet column.
 
 The server takes numbers as number columns, so the text is parsed here by the reader the server
 and the Spark job use (features.columns) and sent as float64 (NaN where the text is no number).
@@ -9,13 +11,9 @@ as the Spark job's rejects of the same file do.
 
 import pyarrow as pa
 
-from features.columns import from_arrow, is_text
+from features.columns import from_arrow
 from features.schema import FIELDS, NUMERIC_FIELDS
 from features.validation import InvalidRows, find_invalid_rows
-
-
-def has_text_numbers(schema: pa.Schema) -> bool:
-    return any(is_text(schema.field(name).type) for name in NUMERIC_FIELDS)
 
 
 def parsed_numbers(table: pa.Table) -> tuple[pa.Table, InvalidRows]:
