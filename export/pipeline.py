@@ -13,8 +13,9 @@ from export.onnx_convert import (
     check_parity,
     convert_booster,
 )
+from export.params import COURSE_PARAMS, ParamValue, TrainingParams
 from export.store import DEFAULT_THRESHOLDS, save_native_model, save_onnx_model
-from export.train import NUM_BOOST_ROUND, XGB_PARAMS, train_model
+from export.train import train_model
 from features.distributions import METADATA_KEY, compute_distributions, to_metadata
 
 MIN_TEST_AUC = 0.80
@@ -32,16 +33,20 @@ class ExportSummary:
     parity_max_abs_diff: float
     n_features: int
     seconds: float
+    training_params: dict[str, ParamValue]  # the --param overrides; {} for the course model
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def run_export(data_path: Path = DATA_PATH, seed: int = 1) -> ExportSummary:
-    """Train, convert and save both models; raises before saving anything ORT would score wrong."""
+def run_export(
+    data_path: Path = DATA_PATH, seed: int = 1, params: TrainingParams = COURSE_PARAMS
+) -> ExportSummary:
+    """Train, convert and save both models; raises before saving anything ORT would score wrong
+    or that scores below the AUC floor. `seed` is the split's; the booster's is in `params`."""
     started = time.perf_counter()
     split = split_applicants(load_applicants(data_path), seed=seed)
-    trained = train_model(split)
+    trained = train_model(split, params.xgb_params, params.num_boost_round)
     if trained.test_auc < MIN_TEST_AUC:
         raise ModelQualityError(f"test AUC {trained.test_auc:.4f} is below {MIN_TEST_AUC}")
 
@@ -56,13 +61,17 @@ def run_export(data_path: Path = DATA_PATH, seed: int = 1) -> ExportSummary:
         "test_auc": trained.test_auc,
         "data_sha256": data_sha256(data_path),
         "seed": seed,
+        # Both models carry the training parameters: /info and model comparisons read the ONNX one.
+        "training_params": dict(params.chosen),
+        "xgb_params": params.xgb_params,
+        "num_boost_round": params.num_boost_round,
         # What the model was trained on, per form field: drift monitoring and reason directions.
         METADATA_KEY: to_metadata(compute_distributions(split.full_train)),
     }
     native = save_native_model(
         trained.booster,
         trained.vectorizer,
-        {**common, "xgb_params": XGB_PARAMS, "num_boost_round": NUM_BOOST_ROUND},
+        common,
     )
     stored_onnx = save_onnx_model(
         onnx_model,
@@ -82,4 +91,5 @@ def run_export(data_path: Path = DATA_PATH, seed: int = 1) -> ExportSummary:
         parity_max_abs_diff=parity,
         n_features=len(feature_names),
         seconds=round(time.perf_counter() - started, 3),
+        training_params=dict(params.chosen),
     )

@@ -35,14 +35,20 @@ class TrainedModel:
         return [str(name) for name in self.vectorizer.get_feature_names_out()]
 
 
-def train_model(split: DatasetSplit) -> TrainedModel:
-    """Train on train + validation, evaluate on the held-out test set."""
+def train_model(
+    split: DatasetSplit,
+    xgb_params: dict[str, object] | None = None,
+    num_boost_round: int = NUM_BOOST_ROUND,
+) -> TrainedModel:
+    """Train on train + validation, evaluate on the held-out test set (course parameters unless
+    `xgb_params` is given)."""
     full_train = split.full_train
     vectorizer = DictVectorizer(sparse=False)
     x_train = vectorizer.fit_transform(applicant_records(full_train)).astype(np.float32)
     # No feature names in the DMatrix: onnxmltools expects the default f0..fN names.
     dtrain = xgb.DMatrix(x_train, label=default_labels(full_train))
-    booster = xgb.train(XGB_PARAMS, dtrain, num_boost_round=NUM_BOOST_ROUND)
+    params = XGB_PARAMS if xgb_params is None else xgb_params
+    booster = xgb.train(params, dtrain, num_boost_round=num_boost_round)
 
     x_test = vectorizer.transform(applicant_records(split.test)).astype(np.float32)
     y_test = default_labels(split.test)

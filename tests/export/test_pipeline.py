@@ -53,7 +53,9 @@ def test_cli_last_line_is_json_summary(bentoml_home: str) -> None:
         "parity_max_abs_diff",
         "n_features",
         "seconds",
+        "training_params",
     }
+    assert summary["training_params"] == {}
     assert summary["onnx_tag"].startswith(f"{ONNX_MODEL_NAME}:")
     assert bentoml.models.get(summary["onnx_tag"]).tag.version == summary["onnx_tag"].split(":")[1]
 
