@@ -93,7 +93,6 @@ def create_service(settings: ServiceSettings) -> Services:
         _preflight(settings)
     private = bentoml_fixes.private_hooks_usable(settings.private_hooks, warn=parent)
     if private:
-        bentoml_fixes.apply()
         bentoml_fixes.listen_per_worker(settings.reuse_port)
         bentoml_fixes.extend_worker_startup(
             settings.accept_interval_ms / 1000, settings.coalesce_writes, head_limits(settings)

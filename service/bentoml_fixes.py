@@ -1,39 +1,54 @@
-"""Every place this project touches BentoML's (and uvicorn's) internals, for exactly one
-version of each.
+"""Every place this project touches BentoML's (and uvicorn's) internals, used only on the one
+version of each it was tested with (`private_hooks_usable`): on any other version, or with
+CREDIT_RISK_PRIVATE_HOOKS=off, the server starts without them, the front door given to
+BentoML's public `Service.add_asgi_middleware` (`public_door`), answering the same contract
+(tests/service/test_contract.py runs in both modes), with one warning naming the versions.
 
-- `private_hooks_usable`: what follows depends on private code, so it is used only on
-  `TESTED_BENTOML` and `TESTED_UVICORN` (the versions pinned in pyproject.toml and locked in the
-  bentofiles); on any other version (or with CREDIT_RISK_PRIVATE_HOOKS=off) the server starts
-  without it, the front door behind BentoML's public `add_asgi_middleware` (`public_door`),
-  with one warning naming the versions.
-- `serve_behind`: BentoML builds each API worker's ASGI app with `Service.to_asgi()` and hands it
-  to uvicorn; the front door (service/http/) is put in front of that app there, so it stands
-  outside BentoML's middleware chain. Starlette's trailing-slash redirect is turned off on that
-  app (`router.redirect_slashes`): it built its `Location` from the request's Host header.
-- `TimerCancellingTimeoutMiddleware`: BentoML's request-timeout middleware arms a timer per
-  request and never cancels it (each answered request left a timer, its future and context
-  alive for the whole 30 s timeout, which GC passes then walked); the replacement cancels it as
-  soon as the response starts or the request ends, and still answers 504 after `timeout`.
-- `listen_per_worker`: BentoML's `serve_http` builds the API server's socket and hands it to
-  `create_standalone_arbiter` (imported from `bentoml._internal.utils.circus` when it runs),
-  which binds it later; the replacement gives that socket SO_REUSEPORT first
-  (service/http/listeners.py), so each worker can add a listening socket of its own. It also
-  builds the arbiter with its control and pub/sub endpoints on `ipc://` sockets in a fresh
-  0700 folder: BentoML puts them on TCP ports of 127.0.0.1 without authentication, where any
-  process of the host, or any container of the pod, could add a watcher running a command.
-- `extend_worker_startup`: BentoML runs each worker as
-  `uvicorn.Server(config).run(sockets=[...])`; uvicorn's startup is given the worker's own
-  listening socket beside the shared one when the shared one allows it and a protocol class
-  whose transport writes each response at once (`config.http_protocol_class`, a subclass of
-  uvicorn's own), and after startup has made its servers, a `GreedyAccept`
-  (service/http/accept.py) per listening socket takes the connections uvloop leaves waiting,
-  into the same protocol uvicorn builds
-  (`config.http_protocol_class(config=, server_state=, app_state=, _loop=)`, copied from
-  uvicorn's `Server.startup`, version pinned in pyproject.toml), and stops before uvicorn's
-  shutdown stops accepting. The protocol class is also `guarded` (service/http/head_limits.py):
-  bounded heads, head and body timeouts, the parser's 400 in the one error shape.
+The surviving hooks, what each replaces, what it is worth (measured on this 2-core machine, as
+ratios within one run; bench/REPORT_NOTES.md has the runs), and the upstream change that would
+make it unnecessary:
 
-tests/service/test_bentoml_fixes.py fails when upstream changes any of these internals.
+1. `serve_behind` (patches `Service.to_asgi`): the front door stands in front of BentoML's app
+   in each worker instead of inside its middleware chain, and Starlette's trailing-slash
+   redirect (its `Location` built from the Host header) is off. Worth: the door then does
+   BentoML's middleware work (request metrics, tracing, timeout, max concurrency, access lines)
+   the lean way (service/http/); not yet measured as an A/B against `public_door` (run
+   `python -m bench.front_door` with CREDIT_RISK_PRIVATE_HOOKS=off to get it). Upstream: a
+   public hook to wrap the worker's whole ASGI app (an "outermost middleware" option).
+2. `listen_per_worker` (replaces `bentoml._internal.utils.circus.create_standalone_arbiter`):
+   SO_REUSEPORT on the API socket so each worker adds a listener of its own
+   (service/http/listeners.py, CREDIT_RISK_REUSE_PORT), and the arbiter's control endpoints on
+   `ipc://` sockets in a 0700 folder instead of unauthenticated TCP ports of 127.0.0.1.
+   Worth: removes the rounds where one worker takes all connections and idles the other
+   (`bench.front_door --compare CREDIT_RISK_REUSE_PORT=false`: a 64/0 round at 4,679 req/s
+   against 7,968-9,360); the IPC endpoints close a local code-execution path
+   (tests/security/test_network_limits.py). Upstream: a `reuse_port` option in BentoML's
+   serve config, and circus endpoints on IPC by default.
+3. `extend_worker_startup` (wraps `uvicorn.Server.startup`/`shutdown` and builds uvicorn's
+   protocol as `startup` does): per-worker listening sockets served, writes of a response
+   coalesced into one (service/http/writes.py), a `GreedyAccept` per socket
+   (service/http/accept.py), bounded heads with head and body timeouts
+   (service/http/head_limits.py). Worth: coalesced writes +25% median req/s on /classify
+   (`bench.front_door --compare CREDIT_RISK_COALESCE_WRITES=false`); greedy accepts take the
+   2,048-connection flood's accept queue from 377-782 to 0 and its timeouts from 369 to 0
+   (CREDIT_RISK_ACCEPT_INTERVAL_MS=10 vs 0); head limits bound what a client costs before
+   the API-key check (tests/security). Upstream: uvicorn accepting all pending connections
+   per loop turn (libuv accepts one), writing head and body in one call, and h11/httptools
+   limits on header count and head time.
+
+Elsewhere, not switched off by the version check (each pinned or with a public fallback; not
+yet A/B-measured): BentoML's configuration container and `server_context`
+(service/http/request_metrics.py, service/http/tracing.py, service/app.py), prometheus-client's
+internals (service/metrics.py, pinned exactly), the OpenTelemetry SDK provider's
+`_active_span_processor` (service/http/tracing.py: unsampled requests cost one random draw
+instead of a recorded span; BentoML's tracer where it is missing), ONNX Runtime's `_sess.run`
+(runners/onnx_runner.py, onnxruntime pinned exactly), uvicorn's access-log handler check
+(service/logs.py), the SIGTERM handler (service/http/drain.py).
+
+Removed: the timer-cancelling replacement of BentoML's timeout middleware (the door enforces
+the timeout on its routes, service/http/timeout.py; BentoML's own middleware is left on the
+Swagger pages, probes and /metrics). tests/service/test_bentoml_fixes.py observes each hook by
+behaviour on a real uvicorn or server.
 """
 
 import asyncio
@@ -48,16 +63,13 @@ import bentoml
 import uvicorn
 from _bentoml_impl.server.serving import API_SERVER_NAME
 from _bentoml_sdk.service.factory import Service
-from bentoml._internal.server.http import traffic
 from bentoml._internal.utils import circus as bentoml_circus
 
 from service import logs
 from service.http import listeners
 from service.http.accept import GreedyAccept
-from service.http.asgi import JSON_HEADERS, respond
 from service.http.head_limits import Guard, HeadLimits, guarded
 from service.http.request_id import RequestIds
-from service.http.timeout import timed_out
 from service.http.writes import coalescing
 
 logger = logging.getLogger("credit_risk")
@@ -138,47 +150,6 @@ def serve_behind(service: Service[Any], wrap: AppWrapper) -> None:
     """Make every worker of `service` serve `wrap(BentoML's ASGI app)`."""
     _WRAPPERS[id(service)] = wrap
     Service.to_asgi = _to_asgi
-
-
-class TimerCancellingTimeoutMiddleware(traffic.TimeoutMiddleware):
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        loop = asyncio.get_running_loop()
-        started: asyncio.Future[None] = loop.create_future()
-        timer = loop.call_later(self.timeout, self._set_timer_out, started)
-
-        async def send_and_mark_started(message: Any) -> None:
-            if not started.done():
-                started.set_result(None)
-            await send(message)
-
-        handler = asyncio.ensure_future(self.app(scope, receive, send_and_mark_started))
-        try:
-            # The response starts, or the handler ends without one (it raised): either way
-            # the timeout no longer applies, and an exception must not wait out the timer.
-            await asyncio.wait((started, handler), return_when=asyncio.FIRST_COMPLETED)
-            if started.done() and started.exception() is not None:  # the timer fired first
-                if handler.cancel():  # the one error shape, as the door's own 504
-                    body = timed_out(self.timeout).body()
-                    await respond(send, 504, body, list(JSON_HEADERS))
-                return None
-            timer.cancel()
-            await handler
-        finally:
-            timer.cancel()
-            if not started.done():
-                started.cancel()
-        return None
-
-
-def apply() -> None:
-    """Swap the middleware class BentoML's app builder looks up (it imports it by name from
-    `traffic` each time it builds an app)."""
-    original = traffic.TimeoutMiddleware
-    if original is TimerCancellingTimeoutMiddleware:
-        return
-    traffic.TimeoutMiddleware = TimerCancellingTimeoutMiddleware  # type: ignore[misc]
 
 
 def listen_per_worker(enabled: bool) -> None:

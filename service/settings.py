@@ -112,7 +112,8 @@ class ServiceSettings(BaseSettings):
         30.0,
         gt=0,
         description="BentoML's `traffic.timeout`: a request not answered within this long "
-        "(reading its body included) gets 504 in the one error shape, on every route.",
+        "(reading its body included) gets 504, in the one error shape on every route the "
+        "front door answers (BentoML's own 504 on the Swagger pages, probes and /metrics).",
     )
     drain_delay_s: float = Field(
         5.0,
