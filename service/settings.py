@@ -137,18 +137,21 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="Every this often each worker accepts all connections waiting on its "
         "listening socket (uvloop takes one per loop turn, which under overload leaves "
-        "clients waiting seconds to be accepted); 0 leaves accepting to uvloop alone.",
+        "clients waiting seconds to be accepted); 0 leaves accepting to uvloop alone."
+        " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
     reuse_port: bool = Field(
         True,
         description="Each worker also listens on a socket of its own (SO_REUSEPORT), so the "
         "kernel spreads new connections evenly over the workers; false leaves one socket "
-        "shared by all workers, where the worker awake first takes most of a burst.",
+        "shared by all workers, where the worker awake first takes most of a burst."
+        " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
     coalesce_writes: bool = Field(
         True,
         description="Write each response's head and body to the socket in one write (uvicorn "
-        "writes them apart: two syscalls and two TCP segments per answer).",
+        "writes them apart: two syscalls and two TCP segments per answer)."
+        " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
     private_hooks: Literal["auto", "off"] = Field(
         "auto",
@@ -259,24 +262,30 @@ class ServiceSettings(BaseSettings):
         32 * 1024,
         ge=1024,
         description="Largest request head (request line and headers) in bytes; a longer one "
-        "gets 431 with Connection: close, without the rest being read or parsed.",
+        "gets 431 with Connection: close, without the rest being read or parsed."
+        " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
     max_headers: int = Field(
-        100, ge=8, description="Most header fields in one request; more gets 431 (closed)."
+        100,
+        ge=8,
+        description="Most header fields in one request; more gets 431 (closed)."
+        " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
     head_timeout_s: float = Field(
         10.0,
         gt=0,
         description="Time a client has to send a whole request head, from the connection's "
         "start or the first byte of a head on a kept-alive connection: then 408 and closed (a "
-        "new connection that sent nothing is closed without an answer).",
+        "new connection that sent nothing is closed without an answer)."
+        " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
     body_timeout_s: float = Field(
         60.0,
         gt=0,
         description="Time a client has to send a whole request body once its head is in: then "
         "408 (or, once answered, the connection closed). Bounds slow-body clients; a 32 MiB "
-        "bulk body needs at least ~0.6 MB/s.",
+        "bulk body needs at least ~0.6 MB/s."
+        " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
     metrics_clients: str = Field(
         "",
