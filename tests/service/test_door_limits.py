@@ -110,13 +110,13 @@ def _is_error_shape(body: bytes, status_word: str) -> None:
 def servers(
     exported: ExportSummary, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServedProcess]]:
-    """Started together: `timeout` (0.3 s timeout), `limited` (one request at a time)."""
+    """Started together: `timeout` (0.1 s timeout), `limited` (one request at a time)."""
     logs = tmp_path_factory.mktemp("door-limits")
     base = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, "CREDIT_RISK_WORKERS": "1"}
     configs = {
         "timeout": {
             **base,
-            "CREDIT_RISK_REQUEST_TIMEOUT_S": "0.3",
+            "CREDIT_RISK_REQUEST_TIMEOUT_S": "0.1",
             "CREDIT_RISK_ACCESS_LOG": "true",
         },
         "limited": {**base, "CREDIT_RISK_MAX_CONCURRENCY": "1"},
@@ -141,7 +141,7 @@ def test_a_slow_bulk_request_gets_504_in_the_error_shape(
     assert answer.status_code == 504, answer.text[:200]
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["x-request-id"] == "slow-bulk"
-    _is_error_shape(answer.content, "0.3 seconds")
+    _is_error_shape(answer.content, "0.1 seconds")
     line = "(scheme=http,method=POST,path=/classify_bulk) (status=504,"
     for _ in range(100):  # the worker's log line may reach the file a moment after the answer
         if line in servers["timeout"].log():
@@ -154,7 +154,7 @@ def test_a_body_that_never_ends_gets_504(servers: dict[str, ServedProcess]) -> N
     with _stalled_bulk(servers["timeout"].port, 1_000_000) as sock:
         answer = read_response(sock, timeout_s=20)
     assert answer is not None and answer.status == 504
-    _is_error_shape(answer.body, "0.3 seconds")
+    _is_error_shape(answer.body, "0.1 seconds")
 
 
 def test_one_request_more_than_max_concurrency_gets_429_with_retry_after(
