@@ -219,11 +219,7 @@ def guarded(protocol_class: type[asyncio.Protocol], guard: Guard) -> type[asynci
             except (httptools.HttpParserError, httptools.HttpParserUpgrade):
                 self._feed_failed()
                 return
-            if not self._waiting_for:
-                if not self._in_head:
-                    self._wait(BODY, limits.body_timeout_s)
-                elif self._head_bytes:
-                    self._wait(HEAD, limits.head_timeout_s)
+            self._watch_partial()
 
         def _feed_bounded(self, data: bytes) -> None:
             """The slow path: a read that may carry a head past the limit, fed in slices so
@@ -242,11 +238,7 @@ def guarded(protocol_class: type[asyncio.Protocol], guard: Guard) -> type[asynci
                 self._feed(bytes(piece))
                 if self.transport.is_closing():
                     return
-            if not self._waiting_for:
-                if not self._in_head:
-                    self._wait(BODY, limits.body_timeout_s)
-                elif self._head_bytes:
-                    self._wait(HEAD, limits.head_timeout_s)
+            self._watch_partial()
 
         def _feed(self, data: bytes) -> None:
             self._unset_keepalive_if_required()
@@ -270,6 +262,14 @@ def guarded(protocol_class: type[asyncio.Protocol], guard: Guard) -> type[asynci
                 self._refuse(refused.status, refused.message)
             else:
                 self._refuse(400, "malformed HTTP request", type(error).__name__)
+
+        def _watch_partial(self) -> None:
+            """After a read: a request left mid-body or mid-head gets its deadline."""
+            if not self._waiting_for:
+                if not self._in_head:
+                    self._wait(BODY, limits.body_timeout_s)
+                elif self._head_bytes:
+                    self._wait(HEAD, limits.head_timeout_s)
 
         def _wait(self, what: int, seconds: float) -> None:
             self._waiting_for = what
