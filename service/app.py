@@ -42,6 +42,7 @@ from service.wiring import (
     limit_blas_threads,
     load_api_keys,
     load_engines,
+    model_switch,
     route_context,
 )
 
@@ -151,6 +152,11 @@ def _api_service(
             worker_app.open(self.worker)
             front_door.drain.install(asyncio.get_running_loop())  # this runs in the main thread
             logs.install_loop_handler(asyncio.get_running_loop())
+            # The models file (CREDIT_RISK_MODELS_FILE), watched on this worker's loop.
+            switch = model_switch(self.worker)
+            self.models_watch = (
+                asyncio.get_running_loop().create_task(switch.run()) if switch else None
+            )
             logger.warning(
                 "serving %s: engine=%s device=%s batching=%s",
                 self.scorer.model_tag,
@@ -168,6 +174,8 @@ def _api_service(
         async def close(self) -> None:
             """After the last request: write the metrics still buffered, free the engines'
             threads (waiting for them off the event loop)."""
+            if self.models_watch is not None:
+                self.models_watch.cancel()
             self.worker.metrics.flush()
             await asyncio.to_thread(self.scorer.close)
             if self.worker.batcher is not None:

@@ -322,3 +322,15 @@ class RecordMetrics:
                 self._seen[i] = value
         self._lag.set(self._readings.lag_s())
         self._spool.set(self._readings.spool_bytes())
+
+
+def models_reload_failures() -> Any:
+    """credit_risk_models_reload_failures_total: models-file changes not applied (unreadable,
+    invalid, or a model that does not load or pass its checks)."""
+    import prometheus_client as prom
+
+    return prom.Counter(
+        "credit_risk_models_reload_failures",
+        "Models-file changes that could not be used (the current models were kept)",
+        registry=None,
+    )

@@ -109,6 +109,22 @@ class Explaining:
     refusal_reason: Callable[[], str | None] | None = None  # the explanation batcher's queue bound
 
 
+@dataclass(frozen=True)
+class ServedModel:
+    """One model and everything that scores with it. A request reads the scorer's current one
+    once and keeps it to its end, so a switch (service/model_switch.py) never mixes two models
+    in one answer and requests in progress finish on the model they started with."""
+
+    model_tag: str
+    predict_rows: RowPredictor
+    bulk: ChunkedPredictor
+    monitor: DecisionMonitor | None = None
+    explaining: Explaining | None = None
+    # Requests that may share the batcher (V2) do below this many rows: there bulk scoring
+    # would use the batcher's own engine, so the answers are the same (0: never).
+    batched_below_rows: int = 0
+
+
 class CreditScorer:
     def __init__(
         self,
@@ -124,56 +140,65 @@ class CreditScorer:
         batched_below_rows: int = 0,
         recorder: DecisionRecorder | None = None,
     ) -> None:
-        self.model_tag = model_tag
         self.encoder = encoder
         self.thresholds = thresholds
         self.limits = limits
-        self.monitor = monitor
-        self.explaining = explaining
-        # Requests that may share the batcher (V2) do below this many rows: there bulk scoring
-        # would use the batcher's own engine, so the answers are the same (0: never).
-        self.batched_below_rows = batched_below_rows
         self.recorder = recorder  # decision records (service/records/): None when off
-        self._predict_rows = predict_rows
-        self._bulk = bulk
+        self.served = ServedModel(
+            model_tag, predict_rows, bulk, monitor, explaining, batched_below_rows
+        )
         self._bulk_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
+
+    def switch(self, served: ServedModel) -> ServedModel:
+        """Serve `served` from the next request on (one reference assignment: atomic for the
+        event loop); returns the model it replaces, still used by requests in progress."""
+        previous, self.served = self.served, served
+        return previous
+
+    @property
+    def model_tag(self) -> str:
+        return self.served.model_tag
+
+    @property
+    def explaining(self) -> Explaining | None:
+        return self.served.explaining
+
+    @property
+    def monitor(self) -> DecisionMonitor | None:
+        return self.served.monitor
 
     # -- typed entry points --------------------------------------------------------------
     async def score_applicants(self, applicants: Sequence[Applicant]) -> Probabilities:
         rows = self._rows_of(applicants)
-        return await self._predict(self.encoder.encode_rows(rows), rows)
+        return await self._predict(self.served, self.encoder.encode_rows(rows), rows)
 
     async def score_columns(self, columns: dict[str, Any]) -> Probabilities:
         probabilities, _ = await self._predict_bulk(
-            self.encoder.encode_columns(columns), 0, columns
+            self.served, self.encoder.encode_columns(columns), 0, columns
         )
         return probabilities
 
-    def decision(self, probability: float) -> dict[str, Any]:
+    def decision(self, probability: float, model_tag: str) -> dict[str, Any]:
         return {
             "status": self.thresholds.status(probability),
             "probability": probability,
-            "model": self.model_tag,
-        }
-
-    def bulk_decisions(self, probabilities: Probabilities) -> dict[str, Any]:
-        return {
-            "model": self.model_tag,
-            "probability": probabilities,
-            "status": self.thresholds.statuses(probabilities),
+            "model": model_tag,
         }
 
     # -- raw-body entry points (the front door's routes) ---------------------------------
     async def classify_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
         values = applicant.__dict__
-        (probability,) = await self._predict(self.encoder.encode_one(values), (values,))
-        return orjson.dumps(self.decision(float(probability)))
+        served = self.served
+        (probability,) = await self._predict(served, self.encoder.encode_one(values), (values,))
+        return orjson.dumps(self.decision(float(probability), served.model_tag))
 
     async def classify_batch_json(self, body: bytes) -> bytes:
-        applicants = _validate(ApplicantBatch, body).root
-        probabilities = await self.score_applicants(applicants)
-        return orjson.dumps([self.decision(p) for p in probabilities.tolist()])
+        rows = self._rows_of(_validate(ApplicantBatch, body).root)
+        served = self.served
+        probabilities = await self._predict(served, self.encoder.encode_rows(rows), rows)
+        tag = served.model_tag
+        return orjson.dumps([self.decision(p, tag) for p in probabilities.tolist()])
 
     async def classify_bulk(
         self,
@@ -187,10 +212,11 @@ class CreditScorer:
         `reasons` reason-code columns (reason_1 ... for MAYBE and DECLINED rows). An invalid
         cell refuses the whole request (422), or with `per_row` makes its row INVALID, with
         an `error` column (null for scored rows)."""
+        served = self.served
         if reasons:
-            self._explaining()  # refuse before parsing when this model cannot explain
+            _explaining(served)  # refuse before parsing when this model cannot explain
         columns = self._bulk_columns(body, body_format)
-        scores = await self.score_bulk(columns, per_row=per_row, reasons=reasons)
+        scores = await self._score_columns(served, columns, per_row, reasons, batched=False)
         extra: dict[str, Any] = {
             f"reason_{rank}": column for rank, column in enumerate(scores.reasons, start=1)
         }
@@ -200,10 +226,10 @@ class CreditScorer:
         if answer_format == AnswerFormat.ARROW:
             mask = None if scores.invalid is None else scores.invalid.mask
             return decisions_as_arrow(
-                self.model_tag, scores.probabilities, scores.levels, extra, invalid=mask
+                served.model_tag, scores.probabilities, scores.levels, extra, invalid=mask
             )
         answer: dict[str, Any] = {
-            "model": self.model_tag,
+            "model": served.model_tag,
             "probability": scores.probabilities,  # orjson writes NaN (an invalid row) as null
             "status": ROW_STATUS_ARRAY[scores.levels].tolist(),
         }
@@ -223,6 +249,16 @@ class CreditScorer:
     ) -> BulkScores:
         """Read columns -> checked (a 422, or per-row verdicts) -> scored. `batched`: fewer
         rows than `batched_below_rows` go through the batcher (the Open Inference Protocol)."""
+        return await self._score_columns(self.served, columns, per_row, reasons, batched)
+
+    async def _score_columns(
+        self,
+        served: ServedModel,
+        columns: ReadColumns,
+        per_row: bool,
+        reasons: int,
+        batched: bool,
+    ) -> BulkScores:
         invalid = verdicts(columns, per_row)
         fields = columns.for_encoder() if invalid is None else columns.rows(~invalid.mask)
         features = self.encoder.encode_columns(fields)
@@ -230,10 +266,10 @@ class CreditScorer:
         if len(features) == 0:  # every row was invalid
             probabilities = np.empty(0, dtype=np.float32)
             codes = [np.empty(0, dtype=object) for _ in range(reasons)]
-        elif batched and not reasons and len(features) < self.batched_below_rows:
-            probabilities, codes = await self._predict(features, fields), []
+        elif batched and not reasons and len(features) < served.batched_below_rows:
+            probabilities, codes = await self._predict(served, features, fields), []
         else:
-            probabilities, codes = await self._predict_bulk(features, reasons, fields)
+            probabilities, codes = await self._predict_bulk(served, features, reasons, fields)
         levels = self.thresholds.levels(probabilities)
         if invalid is None:
             return BulkScores(probabilities, levels, codes, None, per_row)
@@ -252,14 +288,16 @@ class CreditScorer:
     async def explain_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
         values = applicant.__dict__
-        (row,) = await self._explain(self.encoder.encode_one(values), (values,))
-        return orjson.dumps(self._explained(values, row))
+        served = self.served
+        (row,) = await self._explain(served, self.encoder.encode_one(values), (values,))
+        return orjson.dumps(self._explained(served, values, row))
 
     async def explain_batch_json(self, body: bytes) -> bytes:
         rows = self._rows_of(_validate(ApplicantBatch, body).root)
-        explained = await self._explain(self.encoder.encode_rows(rows), rows)
+        served = self.served
+        explained = await self._explain(served, self.encoder.encode_rows(rows), rows)
         return orjson.dumps(
-            [self._explained(v, row) for v, row in zip(rows, explained, strict=True)]
+            [self._explained(served, v, row) for v, row in zip(rows, explained, strict=True)]
         )
 
     def _rows_of(self, applicants: Sequence[Applicant]) -> list[dict[str, Any]]:
@@ -267,11 +305,13 @@ class CreditScorer:
             raise too_large("array", len(applicants), self.limits.max_batch_items, "applicants")
         return [applicant.__dict__ for applicant in applicants]
 
-    def _explained(self, values: dict[str, Any], row: npt.NDArray[np.float32]) -> dict[str, Any]:
+    def _explained(
+        self, served: ServedModel, values: dict[str, Any], row: npt.NDArray[np.float32]
+    ) -> dict[str, Any]:
         """One explained decision: row = (probability, one contribution per form field)."""
-        explaining = self._explaining()
+        explaining = _explaining(served)
         probability, contributions = float(row[0]), row[1:]
-        answer = self.decision(probability)
+        answer = self.decision(probability, served.model_tag)
         answer["bias"] = explaining.bias
         answer["contributions"] = dict(zip(FIELDS, contributions.tolist(), strict=True))
         reasons = []
@@ -280,15 +320,6 @@ class CreditScorer:
             reasons = [reason.as_dict() for reason in top]
         answer["reasons"] = reasons
         return answer
-
-    def _explaining(self) -> Explaining:
-        if self.explaining is None:
-            raise RequestError(
-                501,
-                f"model {self.model_tag} was exported without training distributions, so it "
-                "cannot give reasons; export it again (python -m export) to explain decisions",
-            )
-        return self.explaining
 
     def _bulk_columns(self, body: bytes, body_format: BodyFormat) -> ReadColumns:
         max_rows = self.limits.max_bulk_rows
@@ -319,43 +350,45 @@ class CreditScorer:
     # Every decision of every route comes out of one of these three calls, which record it
     # (`fields`: the scored applicants' form fields, as given) and refuse, before scoring,
     # while the decision log cannot keep records (its spool-full policy `refuse`).
-    async def _predict(self, features: FeatureMatrix, fields: FieldValues) -> Probabilities:
+    async def _predict(
+        self, served: ServedModel, features: FeatureMatrix, fields: FieldValues
+    ) -> Probabilities:
         self._refuse_unrecorded()
         try:
-            probabilities = await self._predict_rows(features)
+            probabilities = await served.predict_rows(features)
         except OverloadedError as error:
             raise overloaded(str(error)) from error
-        if self.monitor is not None:
-            self.monitor.observe(features, probabilities)
-        self._record(fields, features, probabilities)
+        if served.monitor is not None:
+            served.monitor.observe(features, probabilities)
+        self._record(served, fields, features, probabilities)
         return probabilities
 
     async def _explain(
-        self, features: FeatureMatrix, fields: FieldValues
+        self, served: ServedModel, features: FeatureMatrix, fields: FieldValues
     ) -> npt.NDArray[np.float32]:
-        explaining = self._explaining()
+        explaining = _explaining(served)
         self._refuse_unrecorded()
         try:
             rows = await explaining.explain_rows(features)
         except OverloadedError as error:
             raise overloaded(str(error)) from error
-        if self.monitor is not None:
-            self.monitor.observe(features, rows[:, 0])
-        self._record(fields, features, np.ascontiguousarray(rows[:, 0]))
+        if served.monitor is not None:
+            served.monitor.observe(features, rows[:, 0])
+        self._record(served, fields, features, np.ascontiguousarray(rows[:, 0]))
         return rows
 
     async def _predict_bulk(
-        self, features: FeatureMatrix, reasons: int, fields: FieldValues
+        self, served: ServedModel, features: FeatureMatrix, reasons: int, fields: FieldValues
     ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
         """Off the event loop, so single requests keep being served while a bulk job runs."""
         self._refuse_unrecorded()
         loop = asyncio.get_running_loop()
         probabilities, codes = await loop.run_in_executor(
-            self._bulk_executor, self._score_bulk, features, reasons
+            self._bulk_executor, self._score_bulk, served, features, reasons
         )
-        if self.monitor is not None:
-            self.monitor.observe(features, probabilities)
-        self._record(fields, features, probabilities)
+        if served.monitor is not None:
+            served.monitor.observe(features, probabilities)
+        self._record(served, fields, features, probabilities)
         return probabilities, codes
 
     def _refuse_unrecorded(self) -> None:
@@ -365,7 +398,11 @@ class CreditScorer:
                 raise overloaded(reason)
 
     def _record(
-        self, fields: FieldValues, features: FeatureMatrix, probabilities: Probabilities
+        self,
+        served: ServedModel,
+        fields: FieldValues,
+        features: FeatureMatrix,
+        probabilities: Probabilities,
     ) -> None:
         """Hands the decisions to the recorder, which only enqueues them."""
         if self.recorder is None or len(probabilities) == 0:
@@ -381,7 +418,7 @@ class CreditScorer:
             REQUEST_ID.get() or "-",
             ROUTE.get(),
             CLIENT.get(),
-            self.model_tag,
+            served.model_tag,
             time.time(),
             probabilities,
             status,
@@ -391,16 +428,16 @@ class CreditScorer:
         self.recorder.record(batch)
 
     def _score_bulk(
-        self, features: FeatureMatrix, reasons: int
+        self, served: ServedModel, features: FeatureMatrix, reasons: int
     ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
         """Runs on the bulk thread: probabilities, and the rank-1..`reasons` reason codes of
         MAYBE and DECLINED rows (None elsewhere)."""
-        probabilities = self._bulk.predict(features)
+        probabilities = served.bulk.predict(features)
         if not reasons or len(features) == 0:
             return probabilities, []
-        explaining = self._explaining()
+        explaining = _explaining(served)
         codes = [np.empty(len(features), dtype=object) for _ in range(reasons)]
-        chunk = self._bulk.chunk_rows
+        chunk = served.bulk.chunk_rows
         for start in range(0, len(features), chunk):
             rows = features[start : start + chunk]
             contributions = explaining.explainer.contributions(rows).contributions
@@ -424,3 +461,13 @@ def _validate(model: type[M], body: bytes) -> M:
         return model.model_validate_json(body)
     except ValidationError as error:
         raise from_validation_error(error) from error
+
+
+def _explaining(served: ServedModel) -> Explaining:
+    if served.explaining is None:
+        raise RequestError(
+            501,
+            f"model {served.model_tag} was exported without training distributions, so it "
+            "cannot give reasons; export it again (python -m export) to explain decisions",
+        )
+    return served.explaining

@@ -23,6 +23,16 @@ class ServiceSettings(BaseSettings):
         description="ONNX model tag to serve; its native twin is found through its metadata. "
         "Set an older version here to roll back.",
     )
+    models_file: Path | None = Field(
+        None,
+        description="Champion and challenger: lines `champion TAG`, `challenger TAG`, `mode "
+        "shadow|canary`, `canary_fraction F`, `#` comments. When set, its champion is served "
+        "instead of `model_tag`; each worker rereads it and switches models without a restart "
+        "(a file or tag that cannot be used keeps the current models, with one warning).",
+    )
+    models_reload_s: float = Field(
+        5.0, gt=0, description="How often at most each worker checks the models file."
+    )
     engine: Literal["onnx", "xgboost"] = Field(
         "onnx", description="Engine for /classify and /classify_batch."
     )

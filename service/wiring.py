@@ -21,6 +21,7 @@ from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from runners.factory import load_runner
+from runners.model_store import ModelLoadError, get_stored_model
 from service import __version__, openapi
 from service.decisions import Thresholds
 from service.http.admission import Admission, LagAdmission
@@ -40,7 +41,10 @@ from service.metrics import (
     RecordMetrics,
     ServingMetrics,
     WorkerGauges,
+    models_reload_failures,
 )
+from service.model_switch import LoadedModels, ModelSwitch
+from service.models_file import ModelsFileError, ModelsSpec, read_models
 from service.monitoring import DecisionMonitor
 from service.openapi import DocumentFacts
 from service.records.assemble import explainer_reasons
@@ -48,7 +52,7 @@ from service.records.readings import record_readings
 from service.records.schema import REASONS
 from service.records.target import build_recorder
 from service.registry import ENDPOINTS
-from service.scoring import CreditScorer, Explaining, Limits, RowPredictor
+from service.scoring import CreditScorer, Explaining, Limits, RowPredictor, ServedModel
 from service.settings import ServiceSettings
 from service.v2 import OpenInferenceProtocol
 
@@ -68,6 +72,9 @@ class Worker:
     batcher: AdaptiveBatcher | None
     metrics: MetricsBuffer  # every buffered metric of this worker, flushed together
     explain_batcher: AdaptiveBatcher | None = None
+    serving_metrics: ServingMetrics | None = None  # shared by every model the worker loads
+    models: ModelsSpec | None = None  # the models file's spec served (None: no file)
+    engines: "ModelEngines | None" = None  # what a models-file switch replaces
 
     def info(self) -> dict[str, object]:
         meta = self.runner_metadata
@@ -142,10 +149,30 @@ def limit_blas_threads(threads: int) -> threadpool_limits:
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None = None) -> Worker:
+@dataclass
+class ModelEngines:
+    """One served model with the engines behind it: what a models-file switch replaces."""
+
+    served: ServedModel
+    runner: Runner
+    bulk: ChunkedPredictor
+    batcher: AdaptiveBatcher | None
+    explain_batcher: AdaptiveBatcher | None
+
+    async def close(self) -> None:
+        for batcher in (self.batcher, self.explain_batcher):
+            if batcher is not None:
+                await batcher.close()
+
+
+def build_model(
+    settings: ServiceSettings,
+    buffer: MetricsBuffer,
+    metrics: ServingMetrics,
+    remote_predict: RemotePredict | None,
+) -> ModelEngines:
+    """The model `settings.model_tag` with its engines, batchers and monitor."""
     runner, bulk = load_engines(settings)
-    buffer = MetricsBuffer()
-    metrics = ServingMetrics.create(buffer, engines=(runner.engine, EXPLAINER))
     batcher, predict_rows = _row_predictor(settings, runner, metrics, remote_predict)
     thresholds = Thresholds(settings.maybe_threshold, settings.declined_threshold)
     distributions = _training_distributions(runner)
@@ -159,18 +186,38 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
     )
     # Rows the batcher scores with the engine bulk scoring would use for them (V2 requests).
     same_engine = batcher is not None and runner.engine == bulk.small.engine
-    scorer = CreditScorer(
+    served = ServedModel(
         model_tag=runner.tag,
-        encoder=FeatureEncoder(runner.stored.feature_names),
         predict_rows=predict_rows,
         bulk=bulk,
-        thresholds=thresholds,
-        limits=Limits(settings.max_batch_items, settings.max_bulk_rows, settings.max_body_bytes),
         monitor=DecisionMonitor(buffer, runner.tag, thresholds, drift)
         if settings.monitoring
         else None,
         explaining=explaining,
         batched_below_rows=bulk.large_min_rows if same_engine else 0,
+    )
+    return ModelEngines(served, runner, bulk, batcher, explain_batcher)
+
+
+def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None = None) -> Worker:
+    buffer = MetricsBuffer()
+    spec = starting_models(settings, remote_predict is not None)
+    if spec is not None:
+        settings = settings.model_copy(update={"model_tag": spec.champion})
+    # The engine label of model calls: the request engine's name (runner.engine).
+    metrics = ServingMetrics.create(buffer, engines=(settings.engine, EXPLAINER))
+    engines = build_model(settings, buffer, metrics, remote_predict)
+    runner, served, explaining = engines.runner, engines.served, engines.served.explaining
+    scorer = CreditScorer(
+        model_tag=served.model_tag,
+        encoder=FeatureEncoder(runner.stored.feature_names),
+        predict_rows=served.predict_rows,
+        bulk=served.bulk,
+        thresholds=Thresholds(settings.maybe_threshold, settings.declined_threshold),
+        limits=Limits(settings.max_batch_items, settings.max_bulk_rows, settings.max_body_bytes),
+        monitor=served.monitor,
+        explaining=explaining,
+        batched_below_rows=served.batched_below_rows,
         recorder=build_recorder(
             settings,
             explainer_reasons(explaining.explainer, explaining.matrix_coder, REASONS)
@@ -178,7 +225,101 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
             else None,
         ),
     )
-    return Worker(settings, runner, bulk, scorer, batcher, buffer, explain_batcher)
+    return Worker(
+        settings,
+        runner,
+        engines.bulk,
+        scorer,
+        engines.batcher,
+        buffer,
+        engines.explain_batcher,
+        metrics,
+        spec,
+        engines,
+    )
+
+
+def starting_models(settings: ServiceSettings, remote_batching: bool) -> ModelsSpec | None:
+    """The models file's spec at start-up when it is usable (its champion loads), else None:
+    CREDIT_RISK_MODEL_TAG is served, with one warning."""
+    if settings.models_file is None:
+        return None
+    if remote_batching:
+        logger.warning(
+            "CREDIT_RISK_MODELS_FILE is ignored with batching=bentoml (its model service "
+            "holds one model); serving %s",
+            settings.model_tag,
+        )
+        return None
+    try:
+        spec = read_models(settings.models_file)
+        get_stored_model(spec.champion)
+    except (ModelsFileError, ModelLoadError) as error:
+        logger.warning("models file not used, serving %s: %s", settings.model_tag, error)
+        return None
+    return spec
+
+
+def check_model(engines: ModelEngines, feature_names: tuple[str, ...]) -> None:
+    """A loaded model may serve beside (or instead of) the current one: the same features, and
+    a warm-up call of each engine answering probabilities. Raises ModelLoadError."""
+    runner, tag = engines.runner, engines.served.model_tag
+    if runner.stored.feature_names != feature_names:
+        raise ModelLoadError(f"model {tag} has other features than the served model")
+    probe = np.zeros((2, len(feature_names)), dtype=np.float32)
+    answers = [runner.predict(probe), engines.bulk.small.predict(probe)]
+    answers.append(engines.bulk.large.predict(probe))
+    if engines.served.explaining is not None:
+        answers.append(engines.served.explaining.explainer.contributions(probe).probability)
+    for answer in answers:
+        values = np.asarray(answer, dtype=np.float64)
+        if values.shape != (2,) or not np.all((values >= 0) & (values <= 1)):
+            raise ModelLoadError(f"model {tag} failed its warm-up: no probabilities")
+
+
+def model_switch(worker: Worker) -> ModelSwitch | None:
+    """Watch the models file (None when there is none): load, check and switch the worker's
+    models when it changes. Call on the worker's event loop; run `.run()` as a task."""
+    settings = worker.settings
+    if settings.models_file is None or settings.batching == "bentoml":
+        return None
+    failures = worker.metrics.counter(models_reload_failures())
+    feature_names = worker.scorer.encoder.feature_names
+    start = worker.models or ModelsSpec(champion=worker.scorer.model_tag)
+
+    def load(spec: ModelsSpec) -> ModelEngines:
+        wanted = settings.model_copy(update={"model_tag": spec.champion})
+        assert worker.serving_metrics is not None
+        engines = build_model(wanted, worker.metrics, worker.serving_metrics, None)
+        check_model(engines, feature_names)
+        return engines
+
+    switch: ModelSwitch
+
+    def apply(spec: ModelsSpec, loaded: LoadedModels) -> None:
+        assert isinstance(loaded, ModelEngines)
+        worker.scorer.switch(loaded.served)
+        previous = worker.engines
+        worker.engines, worker.models = loaded, spec
+        worker.runner, worker.bulk = loaded.runner, loaded.bulk
+        worker.batcher, worker.explain_batcher = loaded.batcher, loaded.explain_batcher
+        if previous is not None:
+            switch.retire(previous)
+
+    def count() -> None:
+        failures.count += 1
+        worker.metrics.touch()
+
+    switch = ModelSwitch(
+        settings.models_file,
+        settings.models_reload_s,
+        start,
+        load,
+        apply,
+        count,
+        retire_after_s=settings.request_timeout_s + 1,
+    )
+    return switch
 
 
 def _row_predictor(
@@ -338,7 +479,14 @@ def route_context(
         open_paths=open_paths,
     )
     document = orjson.dumps(openapi.document(facts))
-    return RouteContext(worker.scorer, v2, orjson.dumps(worker.info()), ready, document)
+    return RouteContext(
+        worker.scorer,
+        v2,
+        orjson.dumps(worker.info()),
+        ready,
+        document,
+        describe=lambda: orjson.dumps(worker.info()),  # models switch: /info follows
+    )
 
 
 def _queues(worker: Worker) -> dict[str, RefusalReason | None]:

@@ -39,7 +39,7 @@ async def explain_batch(context: RouteContext, call: Call) -> Answer:
 
 
 async def info(context: RouteContext, call: Call) -> Answer:
-    return Answer(context.info)
+    return Answer(context.describe() if context.describe is not None else context.info)
 
 
 async def v2_server_live(context: RouteContext, call: Call) -> Answer:

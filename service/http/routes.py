@@ -52,6 +52,7 @@ class RouteContext:
     info: bytes  # GET /info
     ready: Callable[[], bool]  # False while starting or draining
     document: bytes = b"{}"  # GET /docs.json
+    describe: Callable[[], bytes] | None = None  # GET /info when what is served can change
 
 
 Handler = Callable[[RouteContext, Call], Awaitable[Answer]]

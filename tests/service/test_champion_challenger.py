@@ -1,0 +1,178 @@
+"""Champion and challenger on a real server with real exported models: the models file
+(CREDIT_RISK_MODELS_FILE) switches models under load without a failed request, and a file or tag
+that cannot be used keeps the current models and is counted."""
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from export.pipeline import ExportSummary
+from harness.process import ServedProcess, served
+from tests.metrics_text import metric_total, scrape_until
+
+RELOAD_S = 0.2
+WORKERS = 2
+# A different model: few shallow trees (another version in the same store, same guards).
+CHALLENGER_PARAMS = ["max_depth=3", "eta=0.3", "num_boost_round=15", "seed=11"]
+FAILURES = "credit_risk_models_reload_failures_total"
+
+
+def write_models(path: Path, text: str) -> None:
+    """Replace the file in one rename, as a ConfigMap update does (no half-written file)."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+@pytest.fixture(scope="module")
+def challenger_tag(exported: ExportSummary, bentoml_home: str) -> str:
+    """A real `python -m export --param ...` into the session's model store."""
+    args = [arg for param in CHALLENGER_PARAMS for arg in ("--param", param)]
+    result = subprocess.run(
+        [sys.executable, "-m", "export", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENTOML_HOME": bentoml_home},
+        timeout=300,
+    )
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    tag = str(summary["onnx_tag"])
+    assert tag != exported.onnx_tag
+    return tag
+
+
+@pytest.fixture(scope="module")
+def models_server(
+    exported: ExportSummary, challenger_tag: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServedProcess, Path]]:
+    folder = tmp_path_factory.mktemp("models file")  # a path with a space
+    models = folder / "models"
+    write_models(models, f"# the course model decides\nchampion {exported.onnx_tag}\n")
+    env = {
+        # CREDIT_RISK_MODEL_TAG names the challenger: the file's champion must win over it.
+        "CREDIT_RISK_MODEL_TAG": challenger_tag,
+        "CREDIT_RISK_MODELS_FILE": str(models),
+        "CREDIT_RISK_MODELS_RELOAD_S": str(RELOAD_S),
+        "CREDIT_RISK_WORKERS": str(WORKERS),
+    }
+    with served(env, log_path=folder / "serve.log") as process:
+        yield process, models
+
+
+class Clients:
+    """Client threads posting /classify on keep-alive connections until stopped."""
+
+    def __init__(self, port: int, bodies: list[bytes], threads: int) -> None:
+        self.port = port
+        self.bodies = bodies
+        self.answers: list[tuple[float, int, str]] = []  # (time, status, model)
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def __enter__(self) -> "Clients":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _run(self, index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        i = index
+        while not self._stop.is_set():
+            body = self.bodies[i % len(self.bodies)]
+            i += 1
+            try:
+                connection.request("POST", "/classify", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                payload = response.read()
+                model = orjson.loads(payload).get("model", "") if response.status == 200 else ""
+                with self._lock:
+                    self.answers.append((time.monotonic(), response.status, model))
+            except (OSError, http.client.HTTPException) as error:
+                with self._lock:
+                    self.failures.append(repr(error))
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection.close()
+
+
+def _info(server: ServedProcess) -> dict[str, object]:
+    info: dict[str, object] = httpx.get(f"{server.url}/info", timeout=10).json()
+    return info
+
+
+def test_switch_under_load_fails_no_request(
+    models_server: tuple[ServedProcess, Path],
+    exported: ExportSummary,
+    challenger_tag: str,
+    records: list[dict[str, object]],
+) -> None:
+    server, models = models_server
+    write_models(models, f"champion {exported.onnx_tag}\n")
+    deadline = time.monotonic() + 30
+    while _info(server)["model"] != exported.onnx_tag and time.monotonic() < deadline:
+        time.sleep(RELOAD_S)
+    bodies = [orjson.dumps(record) for record in records[:200]]
+    with Clients(server.port, bodies, threads=6) as clients:
+        time.sleep(1.0)
+        write_models(models, f"# promoted\nchampion {challenger_tag}\n")
+        switched_at = time.monotonic()
+        # Every worker has switched once a run of answers (spread over both workers by the
+        # kernel's connection balancing) all name the challenger.
+        while time.monotonic() < switched_at + 60:
+            time.sleep(0.2)
+            recent = [model for _, _, model in clients.answers[-200:]]
+            if len(recent) == 200 and set(recent) == {challenger_tag}:
+                break
+        time.sleep(0.5)
+    statuses = {status for _, status, _ in clients.answers}
+    assert clients.failures == [] and statuses == {200}, (clients.failures, statuses)
+    before = [m for t, _, m in clients.answers if t < switched_at]
+    after = [m for _, _, m in clients.answers[-200:]]
+    assert before and set(before) == {exported.onnx_tag}
+    assert set(after) == {challenger_tag}
+    assert _info(server)["model"] == challenger_tag
+    assert server.log().count("models switched") >= WORKERS
+
+
+def test_unusable_file_or_tag_keeps_the_models_and_counts(
+    models_server: tuple[ServedProcess, Path], records: list[dict[str, object]]
+) -> None:
+    server, models = models_server
+    serving = _info(server)["model"]
+    failed_before = metric_total(httpx.get(f"{server.url}/metrics").text, FAILURES)
+    warned_before = server.log().count("current models kept")
+    write_models(models, "champion credit_risk_onnx:nosuchversion\n")
+    text = scrape_until(server.url, lambda t: metric_total(t, FAILURES) >= failed_before + WORKERS)
+    assert metric_total(text, FAILURES) == failed_before + WORKERS  # one per worker
+    time.sleep(10 * RELOAD_S)  # rereads of the same content neither warn nor count again
+    answer = httpx.post(f"{server.url}/classify", json=records[0], timeout=10)
+    assert answer.status_code == 200 and answer.json()["model"] == serving
+    assert _info(server)["model"] == serving
+    write_models(models, "champion\nmode sideways\n")  # not a usable file either
+    text = scrape_until(
+        server.url, lambda t: metric_total(t, FAILURES) >= failed_before + 2 * WORKERS
+    )
+    time.sleep(10 * RELOAD_S)
+    text = httpx.get(f"{server.url}/metrics").text
+    assert metric_total(text, FAILURES) == failed_before + 2 * WORKERS
+    assert server.log().count("current models kept") == warned_before + 2 * WORKERS
+    assert "nosuchversion" in server.log() and "needs exactly one value" in server.log()
+    assert _info(server)["model"] == serving
