@@ -19,16 +19,12 @@ from typing import Protocol
 from runners.device import DeviceUnavailableError
 from runners.model_store import ModelLoadError
 from service.models_file import ModelsFileError, ModelsSpec, parse_models
-from service.scoring import ServedModel
 
 logger = logging.getLogger("credit_risk")
 
 
 class LoadedModels(Protocol):
-    """What a spec loads into: the model that decides, and its engines to close later."""
-
-    @property
-    def served(self) -> ServedModel: ...
+    """What a spec loads into (its engines, to close once replaced)."""
 
     async def close(self) -> None: ...
 

@@ -30,6 +30,7 @@ from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
+from service.canary import canary_rows
 from service.column_checks import verdicts
 from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
@@ -44,6 +45,7 @@ from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
 RowPredictor = Callable[[FeatureMatrix], Awaitable[npt.NDArray[np.float32]]]
 M = TypeVar("M", bound=BaseModel)
 ROW_STATUS_ARRAY = np.array(ROW_STATUSES, dtype=object)
+ROW_MODEL = "row_model"  # a bulk answer's column: the model that decided each row (canary)
 
 
 class BodyFormat(StrEnum):
@@ -77,6 +79,9 @@ class BulkScores:
     reasons: list[npt.NDArray[np.object_]]  # reason_1 ... reason_N (None: no reason)
     invalid: InvalidRows | None  # None: every row was scored
     per_row: bool = False  # the caller asked for per-row verdicts (the answer has `error`)
+    # With a canary split: the tag of the model that decided each row (None: not scored);
+    # None when one model decided every row.
+    model_tags: npt.NDArray[np.object_] | None = None
 
     def errors(self) -> list[str | None]:
         """One entry per row: the error of an invalid row, None for a scored one."""
@@ -125,6 +130,23 @@ class ServedModel:
     batched_below_rows: int = 0
 
 
+@dataclass(frozen=True)
+class ServedModels:
+    """What a scorer serves: the champion, and a challenger that answers the applicants of the
+    canary fraction (service/canary.py; 0: the champion answers everyone)."""
+
+    champion: ServedModel
+    challenger: ServedModel | None = None
+    canary_fraction: float = 0.0
+
+    def canary_rows(self, features: FeatureMatrix) -> npt.NDArray[np.bool_] | None:
+        """The rows the challenger answers; None when the champion answers them all."""
+        if self.challenger is None or self.canary_fraction <= 0.0 or len(features) == 0:
+            return None
+        rows = canary_rows(features, self.canary_fraction)
+        return rows if rows.any() else None
+
+
 class CreditScorer:
     def __init__(
         self,
@@ -144,16 +166,21 @@ class CreditScorer:
         self.thresholds = thresholds
         self.limits = limits
         self.recorder = recorder  # decision records (service/records/): None when off
-        self.served = ServedModel(
-            model_tag, predict_rows, bulk, monitor, explaining, batched_below_rows
+        self.models = ServedModels(
+            ServedModel(model_tag, predict_rows, bulk, monitor, explaining, batched_below_rows)
         )
         self._bulk_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
 
-    def switch(self, served: ServedModel) -> ServedModel:
-        """Serve `served` from the next request on (one reference assignment: atomic for the
-        event loop); returns the model it replaces, still used by requests in progress."""
-        previous, self.served = self.served, served
+    def switch(self, models: ServedModels) -> ServedModels:
+        """Serve `models` from the next request on (one reference assignment: atomic for the
+        event loop); returns the models they replace, still used by requests in progress."""
+        previous, self.models = self.models, models
         return previous
+
+    @property
+    def served(self) -> ServedModel:
+        """The champion."""
+        return self.models.champion
 
     @property
     def model_tag(self) -> str:
@@ -189,16 +216,19 @@ class CreditScorer:
     async def classify_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
         values = applicant.__dict__
-        served = self.served
-        (probability,) = await self._predict(served, self.encoder.encode_one(values), (values,))
-        return orjson.dumps(self.decision(float(probability), served.model_tag))
+        features = self.encoder.encode_one(values)
+        probabilities, tags = await self._split(self._predict, features, [values])
+        return orjson.dumps(self.decision(float(probabilities[0]), tags[0].model_tag))
 
     async def classify_batch_json(self, body: bytes) -> bytes:
         rows = self._rows_of(_validate(ApplicantBatch, body).root)
-        served = self.served
-        probabilities = await self._predict(served, self.encoder.encode_rows(rows), rows)
-        tag = served.model_tag
-        return orjson.dumps([self.decision(p, tag) for p in probabilities.tolist()])
+        probabilities, tags = await self._split(self._predict, self.encoder.encode_rows(rows), rows)
+        return orjson.dumps(
+            [
+                self.decision(p, served.model_tag)
+                for p, served in zip(probabilities.tolist(), tags, strict=True)
+            ]
+        )
 
     async def classify_bulk(
         self,
@@ -212,24 +242,29 @@ class CreditScorer:
         `reasons` reason-code columns (reason_1 ... for MAYBE and DECLINED rows). An invalid
         cell refuses the whole request (422), or with `per_row` makes its row INVALID, with
         an `error` column (null for scored rows)."""
-        served = self.served
+        models = self.models
+        served = models.champion
         if reasons:
-            _explaining(served)  # refuse before parsing when this model cannot explain
+            for model in (models.champion, models.challenger):
+                if model is not None:  # refuse before parsing when a model cannot explain
+                    _explaining(model)
         columns = self._bulk_columns(body, body_format)
-        scores = await self._score_columns(served, columns, per_row, reasons, batched=False)
+        scores = await self._score_columns(models, columns, per_row, reasons, batched=False)
         extra: dict[str, Any] = {
             f"reason_{rank}": column for rank, column in enumerate(scores.reasons, start=1)
         }
         if per_row:
             is_arrow = answer_format == AnswerFormat.ARROW
             extra["error"] = scores.error_column() if is_arrow else scores.errors()
+        if scores.model_tags is not None:  # a canary split: the model that decided each row
+            extra[ROW_MODEL] = scores.model_tags
         if answer_format == AnswerFormat.ARROW:
             mask = None if scores.invalid is None else scores.invalid.mask
             return decisions_as_arrow(
                 served.model_tag, scores.probabilities, scores.levels, extra, invalid=mask
             )
         answer: dict[str, Any] = {
-            "model": served.model_tag,
+            "model": served.model_tag,  # the champion; a canary split adds ROW_MODEL
             "probability": scores.probabilities,  # orjson writes NaN (an invalid row) as null
             "status": ROW_STATUS_ARRAY[scores.levels].tolist(),
         }
@@ -249,11 +284,11 @@ class CreditScorer:
     ) -> BulkScores:
         """Read columns -> checked (a 422, or per-row verdicts) -> scored. `batched`: fewer
         rows than `batched_below_rows` go through the batcher (the Open Inference Protocol)."""
-        return await self._score_columns(self.served, columns, per_row, reasons, batched)
+        return await self._score_columns(self.models, columns, per_row, reasons, batched)
 
     async def _score_columns(
         self,
-        served: ServedModel,
+        models: ServedModels,
         columns: ReadColumns,
         per_row: bool,
         reasons: int,
@@ -263,16 +298,40 @@ class CreditScorer:
         fields = columns.for_encoder() if invalid is None else columns.rows(~invalid.mask)
         features = self.encoder.encode_columns(fields)
         codes: list[npt.NDArray[np.object_]]
+        canary = models.canary_rows(features)
+        tags: npt.NDArray[np.object_] | None = None
         if len(features) == 0:  # every row was invalid
             probabilities = np.empty(0, dtype=np.float32)
             codes = [np.empty(0, dtype=object) for _ in range(reasons)]
-        elif batched and not reasons and len(features) < served.batched_below_rows:
-            probabilities, codes = await self._predict(served, features, fields), []
+        elif canary is None or models.challenger is None:
+            probabilities, codes = await self._score_rows(
+                models.champion, features, fields, reasons, batched
+            )
         else:
-            probabilities, codes = await self._predict_bulk(served, features, reasons, fields)
+            # Row by row as the canary splits them: each group scored (and recorded) by its
+            # model, with its own fields (the valid rows of the group, in order).
+            scored = np.flatnonzero(np.ones(columns.n_rows, dtype=np.bool_))
+            if invalid is not None:
+                scored = np.flatnonzero(~invalid.mask)
+            probabilities = np.empty(len(features), dtype=np.float32)
+            codes = [np.full(len(features), None, dtype=object) for _ in range(reasons)]
+            tags = np.empty(len(features), dtype=object)
+            for served, in_group in ((models.challenger, canary), (models.champion, ~canary)):
+                at = np.flatnonzero(in_group)
+                if not len(at):
+                    continue
+                keep = np.zeros(columns.n_rows, dtype=np.bool_)
+                keep[scored[at]] = True
+                part, part_codes = await self._score_rows(
+                    served, features[at], columns.rows(keep), reasons, batched
+                )
+                probabilities[at] = part
+                for column, part_column in zip(codes, part_codes, strict=True):
+                    column[at] = part_column
+                tags[at] = served.model_tag
         levels = self.thresholds.levels(probabilities)
         if invalid is None:
-            return BulkScores(probabilities, levels, codes, None, per_row)
+            return BulkScores(probabilities, levels, codes, None, per_row, tags)
         valid = ~invalid.mask
         all_probabilities = np.full(columns.n_rows, np.nan, dtype=np.float32)
         all_probabilities[valid] = probabilities
@@ -283,22 +342,70 @@ class CreditScorer:
             full = np.full(columns.n_rows, None, dtype=object)
             full[valid] = column
             all_codes.append(full)
-        return BulkScores(all_probabilities, all_levels, all_codes, invalid, per_row)
+        all_tags = None
+        if tags is not None:
+            all_tags = np.full(columns.n_rows, None, dtype=object)
+            all_tags[valid] = tags
+        return BulkScores(all_probabilities, all_levels, all_codes, invalid, per_row, all_tags)
+
+    async def _score_rows(
+        self,
+        served: ServedModel,
+        features: FeatureMatrix,
+        fields: FieldValues,
+        reasons: int,
+        batched: bool,
+    ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
+        """Batched (V2, few rows, no reasons) or on the bulk thread."""
+        if batched and not reasons and len(features) < served.batched_below_rows:
+            return await self._predict(served, features, fields), []
+        return await self._predict_bulk(served, features, reasons, fields)
 
     async def explain_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
         values = applicant.__dict__
-        served = self.served
-        (row,) = await self._explain(served, self.encoder.encode_one(values), (values,))
-        return orjson.dumps(self._explained(served, values, row))
+        features = self.encoder.encode_one(values)
+        explained, tags = await self._split(self._explain, features, [values])
+        return orjson.dumps(self._explained(tags[0], values, explained[0]))
 
     async def explain_batch_json(self, body: bytes) -> bytes:
         rows = self._rows_of(_validate(ApplicantBatch, body).root)
-        served = self.served
-        explained = await self._explain(served, self.encoder.encode_rows(rows), rows)
+        explained, tags = await self._split(self._explain, self.encoder.encode_rows(rows), rows)
         return orjson.dumps(
-            [self._explained(served, v, row) for v, row in zip(rows, explained, strict=True)]
+            [
+                self._explained(served, v, row)
+                for v, row, served in zip(rows, explained, tags, strict=True)
+            ]
         )
+
+    async def _split(
+        self,
+        call: Callable[
+            ["ServedModel", FeatureMatrix, FieldValues], Awaitable[npt.NDArray[np.float32]]
+        ],
+        features: FeatureMatrix,
+        rows: list[dict[str, Any]],
+    ) -> tuple[npt.NDArray[np.float32], list[ServedModel]]:
+        """`call` (a model call) on each row by the model that answers it (the canary split):
+        the results in row order, and the model behind each."""
+        models = self.models
+        canary = models.canary_rows(features)
+        if canary is None or models.challenger is None:
+            result = await call(models.champion, features, rows)
+            return result, [models.champion] * len(rows)
+        groups = [(models.challenger, np.flatnonzero(canary))]
+        groups.append((models.champion, np.flatnonzero(~canary)))
+        groups = [(served, at) for served, at in groups if len(at)]
+        parts = await asyncio.gather(
+            *(call(served, features[at], [rows[i] for i in at.tolist()]) for served, at in groups)
+        )
+        result = np.empty((len(rows), *parts[0].shape[1:]), dtype=np.float32)
+        by_row: list[ServedModel] = [models.champion] * len(rows)
+        for (served, at), part in zip(groups, parts, strict=True):
+            result[at] = part
+            for i in at.tolist():
+                by_row[i] = served
+        return result, by_row
 
     def _rows_of(self, applicants: Sequence[Applicant]) -> list[dict[str, Any]]:
         if len(applicants) > self.limits.max_batch_items:

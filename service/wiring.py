@@ -4,7 +4,7 @@ layers in front of the door (request ids, API keys)."""
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,7 @@ from features.reasons import ReasonCoder
 from runners.base import FeatureMatrix, Probabilities, Runner
 from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
+from runners.device import DeviceUnavailableError
 from runners.explainer import Explainer
 from runners.factory import load_runner
 from runners.model_store import ModelLoadError, get_stored_model
@@ -52,7 +53,14 @@ from service.records.readings import record_readings
 from service.records.schema import REASONS
 from service.records.target import build_recorder
 from service.registry import ENDPOINTS
-from service.scoring import CreditScorer, Explaining, Limits, RowPredictor, ServedModel
+from service.scoring import (
+    CreditScorer,
+    Explaining,
+    Limits,
+    RowPredictor,
+    ServedModel,
+    ServedModels,
+)
 from service.settings import ServiceSettings
 from service.v2 import OpenInferenceProtocol
 
@@ -74,13 +82,14 @@ class Worker:
     explain_batcher: AdaptiveBatcher | None = None
     serving_metrics: ServingMetrics | None = None  # shared by every model the worker loads
     models: ModelsSpec | None = None  # the models file's spec served (None: no file)
-    engines: "ModelEngines | None" = None  # what a models-file switch replaces
+    engines: "ModelSet | None" = None  # what a models-file switch replaces
 
     def info(self) -> dict[str, object]:
         meta = self.runner_metadata
         s = self.settings
         return {
             "model": self.scorer.model_tag,
+            "models": self.models_info(),
             "native_model": meta.get("native_tag", ""),
             "engine": self.runner.engine,
             "bulk_engine": s.bulk_engine,
@@ -104,6 +113,18 @@ class Worker:
                 "max_batch_rows": s.max_batch_rows,
                 "max_queue_rows": s.max_queue_rows,
             },
+        }
+
+    def models_info(self) -> dict[str, object]:
+        """Champion, challenger, mode and canary fraction as served now."""
+        served = self.scorer.models
+        challenger = served.challenger
+        return {
+            "champion": served.champion.model_tag,
+            "challenger": challenger.model_tag if challenger is not None else None,
+            "mode": self.models.mode if challenger is not None and self.models else None,
+            "canary_fraction": served.canary_fraction,
+            "models_file": str(self.settings.models_file) if self.settings.models_file else None,
         }
 
     @property
@@ -163,6 +184,39 @@ class ModelEngines:
         for batcher in (self.batcher, self.explain_batcher):
             if batcher is not None:
                 await batcher.close()
+
+
+@dataclass
+class ModelSet:
+    """The models a models-file spec names, loaded: what the scorer serves after a switch."""
+
+    spec: ModelsSpec
+    champion: ModelEngines
+    challenger: ModelEngines | None = None
+
+    @property
+    def served(self) -> ServedModels:
+        challenger = self.challenger.served if self.challenger is not None else None
+        canary = self.spec.canary_fraction if self.spec.mode == "canary" else 0.0
+        return ServedModels(self.champion.served, challenger, canary)
+
+    def engines(self) -> list[ModelEngines]:
+        return [e for e in (self.champion, self.challenger) if e is not None]
+
+    async def close(self) -> None:
+        for engines in self.engines():
+            await engines.close()
+
+
+@dataclass
+class Replaced:
+    """Engines a switch replaced and no longer serves (those it kept are not closed)."""
+
+    gone: list[ModelEngines]
+
+    async def close(self) -> None:
+        for engines in self.gone:
+            await engines.close()
 
 
 def build_model(
@@ -225,6 +279,16 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
             else None,
         ),
     )
+    models = ModelSet(spec or ModelsSpec(champion=served.model_tag), engines)
+    if spec is not None and spec.challenger is not None:
+        try:
+            challenger = settings.model_copy(update={"model_tag": spec.challenger})
+            models.challenger = build_model(challenger, buffer, metrics, None)
+            check_model(models.challenger, runner.stored.feature_names)
+        except (ModelLoadError, DeviceUnavailableError) as error:
+            logger.warning("challenger %s not used: %s", spec.challenger, error)
+            models = ModelSet(replace(spec, challenger=None), engines)
+        scorer.switch(models.served)
     return Worker(
         settings,
         runner,
@@ -234,8 +298,8 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         buffer,
         engines.explain_batcher,
         metrics,
-        spec,
-        engines,
+        models.spec if spec is not None else None,
+        models,
     )
 
 
@@ -287,24 +351,37 @@ def model_switch(worker: Worker) -> ModelSwitch | None:
     feature_names = worker.scorer.encoder.feature_names
     start = worker.models or ModelsSpec(champion=worker.scorer.model_tag)
 
-    def load(spec: ModelsSpec) -> ModelEngines:
-        wanted = settings.model_copy(update={"model_tag": spec.champion})
+    def engines_of(tag: str) -> ModelEngines:
+        """The served engines of `tag` when it is served (a mode or fraction change reloads
+        nothing), else a newly loaded and checked model."""
+        if worker.engines is not None:
+            for engines in worker.engines.engines():
+                if engines.served.model_tag == str(get_stored_model(tag).tag):
+                    return engines
+        wanted = settings.model_copy(update={"model_tag": tag})
         assert worker.serving_metrics is not None
         engines = build_model(wanted, worker.metrics, worker.serving_metrics, None)
         check_model(engines, feature_names)
         return engines
 
+    def load(spec: ModelsSpec) -> ModelSet:
+        challenger = engines_of(spec.challenger) if spec.challenger is not None else None
+        return ModelSet(spec, engines_of(spec.champion), challenger)
+
     switch: ModelSwitch
 
     def apply(spec: ModelsSpec, loaded: LoadedModels) -> None:
-        assert isinstance(loaded, ModelEngines)
+        assert isinstance(loaded, ModelSet)
         worker.scorer.switch(loaded.served)
         previous = worker.engines
         worker.engines, worker.models = loaded, spec
-        worker.runner, worker.bulk = loaded.runner, loaded.bulk
-        worker.batcher, worker.explain_batcher = loaded.batcher, loaded.explain_batcher
+        champion = loaded.champion
+        worker.runner, worker.bulk = champion.runner, champion.bulk
+        worker.batcher, worker.explain_batcher = champion.batcher, champion.explain_batcher
         if previous is not None:
-            switch.retire(previous)
+            kept = [id(engines) for engines in loaded.engines()]
+            gone = [engines for engines in previous.engines() if id(engines) not in kept]
+            switch.retire(Replaced(gone))
 
     def count() -> None:
         failures.count += 1

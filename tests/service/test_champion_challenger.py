@@ -176,3 +176,72 @@ def test_unusable_file_or_tag_keeps_the_models_and_counts(
     assert server.log().count("current models kept") == warned_before + 2 * WORKERS
     assert "nosuchversion" in server.log() and "needs exactly one value" in server.log()
     assert _info(server)["model"] == serving
+
+
+def _wait_models(server: ServedProcess, **expected: object) -> None:
+    """Until every worker serves what the models file says (several /info answers agree)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answers = [_info(server)["models"] for _ in range(8)]
+        if all(
+            all(answer[key] == value for key, value in expected.items())  # type: ignore[index]
+            for answer in answers
+        ):
+            return
+        time.sleep(RELOAD_S)
+    raise AssertionError(f"models never became {expected}: {answers}")
+
+
+def _batch(server: ServedProcess, applicants: list[dict[str, object]]) -> list[dict[str, object]]:
+    answer = httpx.post(f"{server.url}/classify_batch", json=applicants, timeout=30)
+    assert answer.status_code == 200, answer.text
+    decisions: list[dict[str, object]] = answer.json()
+    return decisions
+
+
+def test_canary_is_sticky_per_applicant_on_every_route(
+    models_server: tuple[ServedProcess, Path],
+    exported: ExportSummary,
+    challenger_tag: str,
+    records: list[dict[str, object]],
+) -> None:
+    server, models = models_server
+    applicants = records[:300]
+    fraction = 0.3
+    # Each model's own answers first, each the only model served.
+    write_models(models, f"champion {exported.onnx_tag}\n")
+    _wait_models(server, champion=exported.onnx_tag, challenger=None)
+    champion = [d["probability"] for d in _batch(server, applicants)]
+    write_models(models, f"champion {challenger_tag}\n")
+    _wait_models(server, champion=challenger_tag, challenger=None)
+    challenger = [d["probability"] for d in _batch(server, applicants)]
+    assert champion != challenger
+
+    write_models(
+        models,
+        f"champion {exported.onnx_tag}\nchallenger {challenger_tag}\n"
+        f"mode canary\ncanary_fraction {fraction}\n",
+    )
+    _wait_models(server, challenger=challenger_tag, mode="canary", canary_fraction=fraction)
+    by_batch = _batch(server, applicants)
+    again = _batch(server, applicants)
+    assert [d["model"] for d in again] == [d["model"] for d in by_batch]
+    decided = [str(d["model"]) for d in by_batch]
+    assert set(decided) == {exported.onnx_tag, challenger_tag}
+    share = decided.count(challenger_tag) / len(decided)
+    assert abs(share - fraction) < 0.1, share
+    for i, decision in enumerate(by_batch):  # each row scored by the model it names
+        own = challenger[i] if decision["model"] == challenger_tag else champion[i]
+        assert decision["probability"] == pytest.approx(own, abs=1e-6)
+
+    for i in range(0, len(applicants), 25):  # single applicants, both routes
+        single = httpx.post(f"{server.url}/classify", json=applicants[i], timeout=10).json()
+        assert single["model"] == decided[i]
+        explained = httpx.post(f"{server.url}/explain", json=applicants[i], timeout=10).json()
+        assert explained["model"] == decided[i]
+
+    columns = {name: [a[name] for a in applicants] for name in applicants[0]}
+    bulk = httpx.post(f"{server.url}/classify_bulk", json=columns, timeout=30).json()
+    assert bulk["model"] == exported.onnx_tag
+    assert bulk["row_model"] == decided
+    assert bulk["probability"] == pytest.approx([d["probability"] for d in by_batch], abs=1e-5)
