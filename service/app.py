@@ -176,6 +176,7 @@ def _api_service(
             threads (waiting for them off the event loop)."""
             if self.models_watch is not None:
                 self.models_watch.cancel()
+            await self.scorer.finish_shadow()  # its records are written before the log closes
             self.worker.metrics.flush()
             await asyncio.to_thread(self.scorer.close)
             if self.worker.batcher is not None:

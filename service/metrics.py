@@ -334,3 +334,56 @@ def models_reload_failures() -> Any:
         "Models-file changes that could not be used (the current models were kept)",
         registry=None,
     )
+
+
+DELTA_BUCKETS = (-0.5, -0.2, -0.1, -0.05, -0.02, -0.01, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+class ChallengerMetrics:
+    """Shadow mode on /metrics: the decision matrix of champion and challenger on the same
+    applicants, the challenger's probability minus the champion's, and the shadow rows dropped
+    under overload (never scored by the challenger)."""
+
+    def __init__(self, buffer: MetricsBuffer, statuses: Sequence[str]) -> None:
+        import prometheus_client as prom
+
+        decisions = prom.Counter(
+            "credit_risk_challenger_decisions",
+            "Applicants scored by champion and challenger (shadow), by both decisions",
+            ["champion_status", "challenger_status"],
+            registry=None,
+        )
+        delta = prom.Histogram(
+            "credit_risk_challenger_probability_delta",
+            "Challenger's probability of default minus the champion's, per shadowed applicant",
+            buckets=DELTA_BUCKETS,
+            registry=None,
+        )
+        dropped = prom.Counter(
+            "credit_risk_challenger_dropped_rows",
+            "Applicants the challenger did not score in shadow mode (dropped under overload)",
+            registry=None,
+        )
+        self._buffer = buffer
+        self._n = len(statuses)
+        self._matrix = [buffer.counter(decisions, a, b) for a in statuses for b in statuses]
+        self._delta = buffer.histogram(delta)
+        self._dropped = buffer.counter(dropped)
+
+    def observe(
+        self,
+        champion_levels: npt.NDArray[np.int8],
+        challenger_levels: npt.NDArray[np.int8],
+        delta: npt.NDArray[np.float32],
+    ) -> None:
+        cells = champion_levels.astype(np.intp) * self._n + challenger_levels
+        for counter, count in zip(
+            self._matrix, np.bincount(cells, minlength=self._n * self._n).tolist(), strict=True
+        ):
+            counter.count += count
+        self._delta.observe_many(delta)
+        self._buffer.touch()
+
+    def dropped(self, rows: int) -> None:
+        self._dropped.count += rows
+        self._buffer.touch()

@@ -36,10 +36,11 @@ from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
 from service.json_input import parse_applicant_json
 from service.logs import REQUEST_ID
+from service.metrics import ChallengerMetrics
 from service.monitoring import DecisionMonitor
 from service.records.context import CLIENT, ROUTE
 from service.records.recorder import DecisionRecorder
-from service.records.schema import DecisionBatch, FieldValues
+from service.records.schema import Challenger, DecisionBatch, FieldValues
 from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[npt.NDArray[np.float32]]]
@@ -138,6 +139,12 @@ class ServedModels:
     champion: ServedModel
     challenger: ServedModel | None = None
     canary_fraction: float = 0.0
+    shadow: bool = False  # the challenger also scores every applicant, off the response path
+
+    @property
+    def shadowed(self) -> ServedModel | None:
+        """The challenger when it shadows the champion."""
+        return self.challenger if self.shadow else None
 
     def canary_rows(self, features: FeatureMatrix) -> npt.NDArray[np.bool_] | None:
         """The rows the challenger answers; None when the champion answers them all."""
@@ -170,6 +177,13 @@ class CreditScorer:
             ServedModel(model_tag, predict_rows, bulk, monitor, explaining, batched_below_rows)
         )
         self._bulk_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk")
+        # Shadow mode: the challenger's work, bounded and dropped first (see `_shadow`).
+        self.challenger_metrics: ChallengerMetrics | None = None
+        self.shadow_max_rows = limits.max_bulk_rows
+        self.shadow_pressure: Callable[[], bool] = lambda: False  # True: shed shadow work
+        self._shadow_rows = 0
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._shadow_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
 
     def switch(self, models: ServedModels) -> ServedModels:
         """Serve `models` from the next request on (one reference assignment: atomic for the
@@ -304,9 +318,12 @@ class CreditScorer:
             probabilities = np.empty(0, dtype=np.float32)
             codes = [np.empty(0, dtype=object) for _ in range(reasons)]
         elif canary is None or models.challenger is None:
+            shadowed = models.shadowed
             probabilities, codes = await self._score_rows(
-                models.champion, features, fields, reasons, batched
+                models.champion, features, fields, reasons, batched, shadowed is None
             )
+            if shadowed is not None:
+                self._shadow(models.champion, shadowed, features, fields, probabilities)
         else:
             # Row by row as the canary splits them: each group scored (and recorded) by its
             # model, with its own fields (the valid rows of the group, in order).
@@ -355,11 +372,80 @@ class CreditScorer:
         fields: FieldValues,
         reasons: int,
         batched: bool,
+        record: bool = True,
     ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
         """Batched (V2, few rows, no reasons) or on the bulk thread."""
         if batched and not reasons and len(features) < served.batched_below_rows:
-            return await self._predict(served, features, fields), []
-        return await self._predict_bulk(served, features, reasons, fields)
+            return await self._predict(served, features, fields, record), []
+        return await self._predict_bulk(served, features, reasons, fields, record)
+
+    # -- shadow mode ------------------------------------------------------------------------
+    def _shadow(
+        self,
+        champion: ServedModel,
+        challenger: ServedModel,
+        features: FeatureMatrix,
+        fields: FieldValues,
+        probabilities: Probabilities,
+    ) -> None:
+        """The challenger scores the applicants the champion just answered, in a task of its
+        own (the answer does not wait). Dropped, and counted, while the front door sheds load or
+        `shadow_max_rows` shadow rows are in flight: shadow work is the first to go. The
+        champion's decisions are recorded once the challenger's are known (or dropped)."""
+        rows = len(features)
+        if rows == 0:
+            return
+        if self.shadow_pressure() or self._shadow_rows + rows > self.shadow_max_rows:
+            if self.challenger_metrics is not None:
+                self.challenger_metrics.dropped(rows)
+            self._record(champion, fields, features, probabilities)
+            return
+        self._shadow_rows += rows
+        task = asyncio.get_running_loop().create_task(
+            self._score_shadow(champion, challenger, features, fields, probabilities)
+        )
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _score_shadow(
+        self,
+        champion: ServedModel,
+        challenger: ServedModel,
+        features: FeatureMatrix,
+        fields: FieldValues,
+        probabilities: Probabilities,
+    ) -> None:
+        rows = len(features)
+        shadow: Probabilities | None = None
+        try:
+            if rows <= self.limits.max_batch_items:
+                shadow = await challenger.predict_rows(features)
+            else:
+                loop = asyncio.get_running_loop()
+                shadow = await loop.run_in_executor(
+                    self._shadow_executor, challenger.bulk.predict, features
+                )
+        except Exception:  # a full queue or any failure of the challenger:
+            pass  # dropped below (counted); the champion's answer and record never depend on it
+        finally:
+            self._shadow_rows -= rows
+        metrics = self.challenger_metrics
+        if shadow is None:
+            if metrics is not None:
+                metrics.dropped(rows)
+            self._record(champion, fields, features, probabilities)
+            return
+        champion_levels = self.thresholds.levels(probabilities)
+        challenger_levels = self.thresholds.levels(shadow)
+        if metrics is not None:
+            metrics.observe(champion_levels, challenger_levels, shadow - probabilities)
+        verdict = Challenger(challenger.model_tag, shadow, STATUSES[challenger_levels].tolist())
+        self._record(champion, fields, features, probabilities, verdict)
+
+    async def finish_shadow(self) -> None:
+        """Wait for the shadow work in flight (before the recorder closes)."""
+        while self._shadow_tasks:
+            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
 
     async def explain_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
@@ -381,7 +467,7 @@ class CreditScorer:
     async def _split(
         self,
         call: Callable[
-            ["ServedModel", FeatureMatrix, FieldValues], Awaitable[npt.NDArray[np.float32]]
+            [ServedModel, FeatureMatrix, FieldValues, bool], Awaitable[npt.NDArray[np.float32]]
         ],
         features: FeatureMatrix,
         rows: list[dict[str, Any]],
@@ -391,13 +477,20 @@ class CreditScorer:
         models = self.models
         canary = models.canary_rows(features)
         if canary is None or models.challenger is None:
-            result = await call(models.champion, features, rows)
+            shadowed = models.shadowed
+            result = await call(models.champion, features, rows, shadowed is None)
+            if shadowed is not None:
+                probabilities = result if result.ndim == 1 else np.ascontiguousarray(result[:, 0])
+                self._shadow(models.champion, shadowed, features, rows, probabilities)
             return result, [models.champion] * len(rows)
         groups = [(models.challenger, np.flatnonzero(canary))]
         groups.append((models.champion, np.flatnonzero(~canary)))
         groups = [(served, at) for served, at in groups if len(at)]
         parts = await asyncio.gather(
-            *(call(served, features[at], [rows[i] for i in at.tolist()]) for served, at in groups)
+            *(
+                call(served, features[at], [rows[i] for i in at.tolist()], True)
+                for served, at in groups
+            )
         )
         result = np.empty((len(rows), *parts[0].shape[1:]), dtype=np.float32)
         by_row: list[ServedModel] = [models.champion] * len(rows)
@@ -458,7 +551,11 @@ class CreditScorer:
     # (`fields`: the scored applicants' form fields, as given) and refuse, before scoring,
     # while the decision log cannot keep records (its spool-full policy `refuse`).
     async def _predict(
-        self, served: ServedModel, features: FeatureMatrix, fields: FieldValues
+        self,
+        served: ServedModel,
+        features: FeatureMatrix,
+        fields: FieldValues,
+        record: bool = True,
     ) -> Probabilities:
         self._refuse_unrecorded()
         try:
@@ -467,11 +564,16 @@ class CreditScorer:
             raise overloaded(str(error)) from error
         if served.monitor is not None:
             served.monitor.observe(features, probabilities)
-        self._record(served, fields, features, probabilities)
+        if record:
+            self._record(served, fields, features, probabilities)
         return probabilities
 
     async def _explain(
-        self, served: ServedModel, features: FeatureMatrix, fields: FieldValues
+        self,
+        served: ServedModel,
+        features: FeatureMatrix,
+        fields: FieldValues,
+        record: bool = True,
     ) -> npt.NDArray[np.float32]:
         explaining = _explaining(served)
         self._refuse_unrecorded()
@@ -481,11 +583,17 @@ class CreditScorer:
             raise overloaded(str(error)) from error
         if served.monitor is not None:
             served.monitor.observe(features, rows[:, 0])
-        self._record(served, fields, features, np.ascontiguousarray(rows[:, 0]))
+        if record:
+            self._record(served, fields, features, np.ascontiguousarray(rows[:, 0]))
         return rows
 
     async def _predict_bulk(
-        self, served: ServedModel, features: FeatureMatrix, reasons: int, fields: FieldValues
+        self,
+        served: ServedModel,
+        features: FeatureMatrix,
+        reasons: int,
+        fields: FieldValues,
+        record: bool = True,
     ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
         """Off the event loop, so single requests keep being served while a bulk job runs."""
         self._refuse_unrecorded()
@@ -495,7 +603,8 @@ class CreditScorer:
         )
         if served.monitor is not None:
             served.monitor.observe(features, probabilities)
-        self._record(served, fields, features, probabilities)
+        if record:
+            self._record(served, fields, features, probabilities)
         return probabilities, codes
 
     def _refuse_unrecorded(self) -> None:
@@ -510,6 +619,7 @@ class CreditScorer:
         fields: FieldValues,
         features: FeatureMatrix,
         probabilities: Probabilities,
+        challenger: Challenger | None = None,
     ) -> None:
         """Hands the decisions to the recorder, which only enqueues them."""
         if self.recorder is None or len(probabilities) == 0:
@@ -531,6 +641,7 @@ class CreditScorer:
             status,
             fields,
             features,
+            challenger,
         )
         self.recorder.record(batch)
 
@@ -559,6 +670,7 @@ class CreditScorer:
     def close(self) -> None:
         """After the last request: the bulk thread, then every decision record written."""
         self._bulk_executor.shutdown(wait=True)
+        self._shadow_executor.shutdown(wait=True)
         if self.recorder is not None:
             self.recorder.close()
 

@@ -16,6 +16,7 @@ from features.distributions import METADATA_KEY, FieldDistribution, from_metadat
 from features.drift import DriftMonitor
 from features.encoder import FeatureEncoder
 from features.reasons import ReasonCoder
+from features.thresholds import STATUSES
 from runners.base import FeatureMatrix, Probabilities, Runner
 from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
@@ -37,6 +38,7 @@ from service.http.request_metrics import RequestMetrics, bentoml_metrics_config
 from service.http.routes import RefusalReason, RouteContext, route_table
 from service.http.tracing import from_bentoml as tracing_from_bentoml
 from service.metrics import (
+    ChallengerMetrics,
     LoadReadings,
     MetricsBuffer,
     RecordMetrics,
@@ -198,7 +200,8 @@ class ModelSet:
     def served(self) -> ServedModels:
         challenger = self.challenger.served if self.challenger is not None else None
         canary = self.spec.canary_fraction if self.spec.mode == "canary" else 0.0
-        return ServedModels(self.champion.served, challenger, canary)
+        shadow = challenger is not None and self.spec.mode == "shadow"
+        return ServedModels(self.champion.served, challenger, canary, shadow)
 
     def engines(self) -> list[ModelEngines]:
         return [e for e in (self.champion, self.challenger) if e is not None]
@@ -289,6 +292,7 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
             logger.warning("challenger %s not used: %s", spec.challenger, error)
             models = ModelSet(replace(spec, challenger=None), engines)
         scorer.switch(models.served)
+    scorer.challenger_metrics = ChallengerMetrics(buffer, STATUSES.tolist())
     return Worker(
         settings,
         runner,
@@ -537,6 +541,9 @@ def open_front_door(
     WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
     if worker.scorer.recorder is not None:
         RecordMetrics(worker.metrics, record_readings(worker.scorer.recorder))
+    lag = door.admission.lag
+    if lag is not None:  # shadow work is dropped as soon as the door sheds any load
+        worker.scorer.shadow_pressure = lambda: lag.state.fraction < 1.0
     context = route_context(worker, lambda: door.ready, open_paths)
     tracing = tracing_from_bentoml(worker.scorer.model_tag) if bentoml_metrics else None
     door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics, tracing)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pyarrow.dataset as ds
 import pytest
 
 from export.pipeline import ExportSummary
@@ -245,3 +246,57 @@ def test_canary_is_sticky_per_applicant_on_every_route(
     assert bulk["model"] == exported.onnx_tag
     assert bulk["row_model"] == decided
     assert bulk["probability"] == pytest.approx([d["probability"] for d in by_batch], abs=1e-5)
+
+
+def test_shadow_scores_off_the_answer_and_fills_metrics_and_records(
+    exported: ExportSummary,
+    challenger_tag: str,
+    records: list[dict[str, object]],
+    tmp_path: Path,
+) -> None:
+    models, log = tmp_path / "models", tmp_path / "decision log"
+    write_models(models, f"champion {exported.onnx_tag}\nchallenger {challenger_tag}\n")
+    env = {
+        "CREDIT_RISK_MODEL_TAG": exported.onnx_tag,
+        "CREDIT_RISK_MODELS_FILE": str(models),
+        "CREDIT_RISK_WORKERS": "1",
+        "CREDIT_RISK_DECISION_LOG": str(log),
+    }
+    applicants = records[:300]
+    with served(env, log_path=tmp_path / "serve.log") as server:
+        info = _info(server)["models"]
+        assert info["challenger"] == challenger_tag and info["mode"] == "shadow"  # type: ignore[index]
+        decisions = _batch(server, applicants)
+        for applicant in applicants[:20]:
+            single = httpx.post(f"{server.url}/classify", json=applicant, timeout=10).json()
+            decisions.append(single)
+        assert {d["model"] for d in decisions} == {exported.onnx_tag}  # the champion answers
+        n = len(decisions)
+        text = scrape_until(
+            server.url,
+            lambda t: metric_total(t, "credit_risk_challenger_decisions_total") >= n,
+        )
+    matrix = "credit_risk_challenger_decisions_total"
+    assert metric_total(text, matrix) == n
+    assert metric_total(text, "credit_risk_challenger_probability_delta_count") == n
+    assert metric_total(text, "credit_risk_challenger_dropped_rows_total") == 0
+
+    table = ds.dataset(log, format="parquet").to_table().to_pylist()
+    assert len(table) == n
+    assert {r["challenger_model"] for r in table} == {challenger_tag}
+    assert sorted(r["probability"] for r in table) == pytest.approx(
+        sorted(float(d["probability"]) for d in decisions)  # type: ignore[arg-type]
+    )
+    assert any(r["challenger_probability"] != r["probability"] for r in table)
+    for champion_status in ("APPROVED", "MAYBE", "DECLINED"):  # /metrics agrees with records
+        for challenger_status in ("APPROVED", "MAYBE", "DECLINED"):
+            recorded = sum(
+                r["status"] == champion_status and r["challenger_status"] == challenger_status
+                for r in table
+            )
+            labels = {"champion_status": champion_status, "challenger_status": challenger_status}
+            assert metric_total(text, matrix, **labels) == recorded
+    delta_sum = sum(r["challenger_probability"] - r["probability"] for r in table)
+    assert metric_total(text, "credit_risk_challenger_probability_delta_sum") == pytest.approx(
+        delta_sum, abs=1e-3
+    )
