@@ -85,6 +85,7 @@ class Options:
     conf: dict[str, str]
     reasons: int = 0
     spread: bool = True
+    challenger: str | None = None  # another ONNX tag: its probability and status beside
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -113,6 +114,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         choices=range(0, 14),
         metavar="N",
         help="add reason_1 ... reason_N: each MAYBE or DECLINED row's top reason codes (0-13)",
+    )
+    parser.add_argument(
+        "--challenger",
+        metavar="TAG",
+        help="another ONNX model tag: add challenger_probability and challenger_status "
+        "(back-testing a challenger in the same pass)",
     )
     parser.add_argument(
         "--keep-layout",
@@ -144,6 +151,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         conf=conf,
         reasons=args.reasons,
         spread=not args.keep_layout,
+        challenger=args.challenger,
     )
 
 
@@ -161,12 +169,15 @@ def run(options: Options, spark: SparkSession | None = None) -> dict[str, Any]:
     logger.info("model %s (native twin %s)", bundle.tag, bundle.native.tag)
     if options.reasons:
         bundle.explaining()  # a model that cannot give reasons fails here, before Spark starts
+    challenger = ModelBundle.read(options.challenger) if options.challenger else None
+    if challenger is not None and challenger.onnx.feature_names != bundle.onnx.feature_names:
+        raise ModelLoadError(f"challenger {challenger.tag} has other features than {bundle.tag}")
     scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
     absent = prepare((scored_dest, rejects_dest), overwrite=options.overwrite)
 
     run_id = uuid.uuid4().hex[:12]
     try:
-        counts, spark_facts = _score_and_commit(options, layout, bundle, run_id, spark)
+        counts, spark_facts = _score_and_commit(options, layout, bundle, run_id, spark, challenger)
     except BaseException:
         abandon(scored_dest, run_id, created=scored_dest in absent)
         abandon(rejects_dest, run_id, created=rejects_dest in absent)
@@ -177,6 +188,7 @@ def run(options: Options, spark: SparkSession | None = None) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "rows_per_s": round(counts["rows_in"] / seconds, 1),
         "model": bundle.tag,
+        **({"challenger": challenger.tag} if challenger is not None else {}),
         "master": options.master,
         **spark_facts,  # spark_start_s, spread_to, executor_python
         "input_format": layout.format,
@@ -191,16 +203,17 @@ def _score_and_commit(
     bundle: ModelBundle,
     run_id: str,
     spark: SparkSession | None,
+    challenger: ModelBundle | None = None,
 ) -> tuple[dict[str, int], dict[str, Any]]:
     """Scores on Spark, commits both outputs, reconciles and marks them complete; returns the
     counts and what the run learnt of Spark."""
     scored_dest, rejects_dest = Destination.of(options.output), Destination.of(options.rejects)
-    schema, summaries, facts = _score_on_spark(options, layout, bundle, run_id, spark)
+    schema, summaries, facts = _score_on_spark(options, layout, bundle, run_id, spark, challenger)
     scored_files = commit(
         scored_dest,
         run_id,
         _files(summaries, "scored_file"),
-        scored_schema(schema, options.reasons),
+        scored_schema(schema, options.reasons, challenger is not None),
         replace=options.overwrite,
     )
     rejects_files = commit(
@@ -246,6 +259,7 @@ def _score_on_spark(
     bundle: ModelBundle,
     run_id: str,
     given: SparkSession | None,
+    challenger: ModelBundle | None = None,
 ) -> tuple[pa.Schema, list[Any], dict[str, Any]]:
     """One pass: the input's Arrow schema, one summary row per task, and the session's
     start-up seconds and spreading."""
@@ -269,6 +283,7 @@ def _score_on_spark(
             logger.info("%s pieces of input, spread over %d tasks", layout.pieces, spread_to)
             frame = frame.repartition(spread_to)
         shipped = spark.sparkContext.broadcast(bundle)
+        other = spark.sparkContext.broadcast(challenger) if challenger is not None else None
         task = ScoringTask(
             tag=bundle.tag,
             bundle=shipped,
@@ -276,10 +291,13 @@ def _score_on_spark(
             rejects=Destination.of(options.rejects),
             run_id=run_id,
             reasons=options.reasons,
+            challenger=other,
         )
         logger.info("scoring %s (%s)", options.input, layout.format)
         summaries = frame.mapInArrow(task, SUMMARY_DDL).collect()
         shipped.destroy()  # a session that runs more jobs keeps no stale model copies
+        if other is not None:
+            other.destroy()
     except (PySparkException, Py4JError) as error:
         raise JobError(f"cannot score {options.input}: {spark_message(error)}") from error
     finally:

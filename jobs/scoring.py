@@ -29,8 +29,13 @@ DECISION_FIELDS = (
     pa.field("status", pa.string()),
     pa.field("model", pa.string()),
 )
+# With --challenger: what the challenger decided for the same row (back-testing in one pass).
+CHALLENGER_FIELDS = (
+    pa.field("challenger_probability", pa.float32()),
+    pa.field("challenger_status", pa.string()),
+)
 ERROR_FIELD = pa.field("error", pa.string())
-ADDED_NAMES = frozenset(f.name for f in (*DECISION_FIELDS, ERROR_FIELD))
+ADDED_NAMES = frozenset(f.name for f in (*DECISION_FIELDS, *CHALLENGER_FIELDS, ERROR_FIELD))
 
 
 def reason_fields(reasons: int) -> tuple[pa.Field, ...]:
@@ -39,8 +44,9 @@ def reason_fields(reasons: int) -> tuple[pa.Field, ...]:
     return tuple(pa.field(f"reason_{rank}", pa.string()) for rank in range(1, reasons + 1))
 
 
-def scored_schema(carried: pa.Schema, reasons: int = 0) -> pa.Schema:
-    return pa.schema([*carried, *DECISION_FIELDS, *reason_fields(reasons)])
+def scored_schema(carried: pa.Schema, reasons: int = 0, challenger: bool = False) -> pa.Schema:
+    added = CHALLENGER_FIELDS if challenger else ()
+    return pa.schema([*carried, *DECISION_FIELDS, *reason_fields(reasons), *added])
 
 
 def rejects_schema(carried: pa.Schema) -> pa.Schema:
@@ -64,9 +70,12 @@ class BatchScorer:
     reasons: int = 0  # reason-code columns to add
     explainer: Explainer | None = None  # with reasons: the native twin's TreeSHAP
     reason_coder: MatrixReasonCoder | None = None
+    challenger: ChunkedPredictor | None = None  # --challenger: scores the same rows too
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, reasons: int = 0) -> "BatchScorer":
+    def from_bundle(
+        cls, bundle: ModelBundle, reasons: int = 0, challenger: ModelBundle | None = None
+    ) -> "BatchScorer":
         explainer, coder = bundle.explaining() if reasons else (None, None)
         return cls(
             tag=bundle.tag,
@@ -76,6 +85,7 @@ class BatchScorer:
             reasons=reasons,
             explainer=explainer,
             reason_coder=coder,
+            challenger=challenger.predictor() if challenger is not None else None,
         )
 
     def score(self, batch: pa.RecordBatch) -> ScoredBatch:
@@ -92,7 +102,7 @@ class BatchScorer:
         decisions = self.decisions(features, self.predict(features))
         scored = pa.RecordBatch.from_arrays(
             [*valid.columns, *decisions],
-            schema=scored_schema(batch.schema, self.reasons),
+            schema=scored_schema(batch.schema, self.reasons, self.challenger is not None),
         )
         rejects = pa.RecordBatch.from_arrays(
             [*batch.take(pa.array(invalid.rows)).columns, pa.array(invalid.errors, pa.string())],
@@ -114,7 +124,18 @@ class BatchScorer:
             status.cast(pa.string()),
             pa.repeat(pa.scalar(self.tag), len(probabilities)),
             *self.reason_codes(features, levels),
+            *self.challenger_columns(features),
         ]
+
+    def challenger_columns(self, features: FeatureMatrix) -> list[pa.Array]:
+        """CHALLENGER_FIELDS for the scored rows (none without a challenger)."""
+        if self.challenger is None:
+            return []
+        shadow = (
+            self.challenger.predict(features) if len(features) else np.empty(0, dtype=np.float32)
+        )
+        status = STATUSES[self.thresholds.levels(shadow)].tolist()
+        return [pa.array(shadow, type=pa.float32()), pa.array(status, type=pa.string())]
 
     def reason_codes(self, features: FeatureMatrix, levels: npt.NDArray[np.int8]) -> list[pa.Array]:
         if not self.reasons:

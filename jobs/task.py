@@ -31,13 +31,17 @@ SUMMARY_DDL = (
 
 # This Python worker's scorer per model tag: PySpark reuses a worker for many tasks, and each
 # would otherwise rebuild both engines from the broadcast bytes.
-_SCORERS: dict[tuple[str, int], BatchScorer] = {}
+_SCORERS: dict[tuple[str, int, str], BatchScorer] = {}
 
 
-def cached_scorer(tag: str, bundle: BundleSource, reasons: int = 0) -> BatchScorer:
-    scorer = _SCORERS.get((tag, reasons))
+def cached_scorer(
+    tag: str, bundle: BundleSource, reasons: int = 0, challenger: BundleSource | None = None
+) -> BatchScorer:
+    key = (tag, reasons, challenger.value.tag if challenger is not None else "")
+    scorer = _SCORERS.get(key)
     if scorer is None:
-        scorer = _SCORERS[tag, reasons] = BatchScorer.from_bundle(bundle.value, reasons)
+        other = challenger.value if challenger is not None else None
+        scorer = _SCORERS[key] = BatchScorer.from_bundle(bundle.value, reasons, other)
     return scorer
 
 
@@ -52,12 +56,13 @@ class ScoringTask:
     rejects: Destination
     run_id: str
     reasons: int = 0
+    challenger: BundleSource | None = None  # --challenger: its broadcast bundle
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         context = TaskContext.get()
         partition = context.partitionId() if context else 0
         attempt = context.taskAttemptId() if context else 0
-        scorer = cached_scorer(self.tag, self.bundle, self.reasons)
+        scorer = cached_scorer(self.tag, self.bundle, self.reasons, self.challenger)
         scored = PartWriter(*self.scored.staging_file(self.run_id, partition, attempt))
         rejects = PartWriter(*self.rejects.staging_file(self.run_id, partition, attempt))
         rows_in = 0
