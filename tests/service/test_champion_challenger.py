@@ -18,6 +18,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from export.pipeline import ExportSummary
+from features.schema import FIELDS, NUMERIC_FIELDS
 from harness.process import ServedProcess, served
 from tests.metrics_text import metric_total, scrape_until
 
@@ -246,6 +247,19 @@ def test_canary_is_sticky_per_applicant_on_every_route(
     assert bulk["model"] == exported.onnx_tag
     assert bulk["row_model"] == decided
     assert bulk["probability"] == pytest.approx([d["probability"] for d in by_batch], abs=1e-5)
+
+    inputs = [  # V2 tensors: split row by row the same way
+        {
+            "name": name,
+            "shape": [len(applicants)],
+            "datatype": "FP64" if name in NUMERIC_FIELDS else "BYTES",
+            "data": columns[name],
+        }
+        for name in FIELDS
+    ]
+    v2 = httpx.post(f"{server.url}/v2/models/credit_risk/infer", json={"inputs": inputs})
+    outputs = {output["name"]: output["data"] for output in v2.json()["outputs"]}
+    assert outputs["probability"] == pytest.approx([d["probability"] for d in by_batch], abs=1e-5)
 
 
 def test_shadow_scores_off_the_answer_and_fills_metrics_and_records(
