@@ -30,7 +30,7 @@ from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
-from service.canary import canary_rows
+from service.canary import canary_any
 from service.column_checks import verdicts
 from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
@@ -148,10 +148,9 @@ class ServedModels:
 
     def canary_rows(self, features: FeatureMatrix) -> npt.NDArray[np.bool_] | None:
         """The rows the challenger answers; None when the champion answers them all."""
-        if self.challenger is None or self.canary_fraction <= 0.0 or len(features) == 0:
+        if self.challenger is None or len(features) == 0:
             return None
-        rows = canary_rows(features, self.canary_fraction)
-        return rows if rows.any() else None
+        return canary_any(features, self.canary_fraction)
 
 
 class CreditScorer:
