@@ -42,6 +42,18 @@ def check_row_count(n_rows: int, max_rows: int, what: str = "bulk input") -> Non
         raise too_large(what, n_rows, max_rows, "rows")
 
 
+def check_equal_lengths(lengths: dict[str, int], n_rows: int) -> None:
+    """Column-wise input: every field holds `n_rows` values; a field of another length is
+    refused, named."""
+    short = {name: n for name, n in lengths.items() if n != n_rows}
+    if short:
+        details = [
+            {"location": name, "message": f"has {n} values but other fields have {n_rows}"}
+            for name, n in short.items()
+        ]
+        raise RequestError(422, f"{details[0]['location']}: {details[0]['message']}", details)
+
+
 def schema_refusal(error: InputSchemaError) -> RequestError:
     """A column whose type no value could pass (a numeric field sent as booleans): the whole
     request is refused, per-row verdicts or not, as the Spark job refuses such an input."""

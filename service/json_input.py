@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from features.columns import ApplicantColumns, from_values
-from service.column_checks import check_header, check_row_count
+from service.column_checks import check_equal_lengths, check_header, check_row_count
 from service.errors import RequestError
 
 
@@ -33,13 +33,7 @@ def parse_applicant_json(body: bytes, max_rows: int) -> ApplicantColumns:
     lengths = {name: len(values) for name, values in document.items()}
     n_rows = max(lengths.values())
     check_row_count(n_rows, max_rows)
-    short = {name: n for name, n in lengths.items() if n != n_rows}
-    if short:
-        details = [
-            {"location": name, "message": f"has {n} values but other fields have {n_rows}"}
-            for name, n in short.items()
-        ]
-        raise RequestError(422, f"{details[0]['location']}: {details[0]['message']}", details)
+    check_equal_lengths(lengths, n_rows)
     # A JSON text without `true` or `false` holds no boolean: no array needs a scan for one.
     may_hold_booleans = b"true" in body or b"false" in body
     return from_values(document, may_hold_booleans=may_hold_booleans)

@@ -31,7 +31,7 @@ from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
 from service.canary import canary_any
-from service.column_checks import verdicts
+from service.column_checks import check_equal_lengths, verdicts
 from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
 from service.json_input import parse_applicant_json
@@ -536,13 +536,7 @@ class CreditScorer:
         n_rows = max(lengths.values())
         if n_rows > self.limits.max_bulk_rows:
             raise too_large("bulk input", n_rows, self.limits.max_bulk_rows, "rows")
-        short = {name: n for name, n in lengths.items() if n != n_rows}
-        if short:
-            details = [
-                {"location": name, "message": f"has {n} values but other fields have {n_rows}"}
-                for name, n in short.items()
-            ]
-            raise RequestError(422, f"{details[0]['location']}: {details[0]['message']}", details)
+        check_equal_lengths(lengths, n_rows)
         return values
 
     # -- model calls ------------------------------------------------------------------------
