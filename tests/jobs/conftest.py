@@ -1,7 +1,9 @@
 """A small applicant lake (Parquet and CSV, with known bad rows) and one local Spark session
 shared by the in-process job tests."""
 
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from features.schema import FIELDS
+from harness.process import PROJECT_ROOT
 from jobs.session import start_session
 
 N_ROWS = 3_000
@@ -73,3 +76,21 @@ def spark() -> Iterator[SparkSession]:
     session = start_session("local[2]")
     yield session
     session.stop()
+
+
+def run_job(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m jobs.score ARGS` from the project root with exactly `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.score", *args],
+        cwd=PROJECT_ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a job's output (a progress bar's carriage returns split)."""
+    lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -10,25 +10,14 @@ from pathlib import Path
 import pytest
 
 from harness.process import PROJECT_ROOT
+from tests.jobs.conftest import last_line, run_job
 
 pytestmark = pytest.mark.slow
 SUMMARY_KEYS = {"rows_in", "scored", "rejected", "seconds", "rows_per_s", "model", "master"}
 
 
 def job(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.score", *args],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    return run_job(*args, env={**os.environ, **(env or {})})
 
 
 def test_the_last_stdout_line_is_the_json_summary(lake, exported, tmp_path: Path) -> None:
@@ -38,7 +27,7 @@ def test_the_last_stdout_line_is_the_json_summary(lake, exported, tmp_path: Path
         "--model", exported.onnx_tag, "--master", "local[2]",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(_last_line(result.stdout))
+    summary = json.loads(last_line(result.stdout))
     assert set(summary) >= SUMMARY_KEYS
     assert summary["rows_in"] == summary["scored"] + summary["rejected"] == 3_000
     assert (summary["model"], summary["master"]) == (exported.onnx_tag, "local[2]")
@@ -56,7 +45,7 @@ def test_a_corrupt_input_file_is_one_clear_error_line(lake, exported, tmp_path: 
         "--model", exported.onnx_tag, "--master", "local[2]",
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
-    last = _last_line(result.stderr)
+    last = last_line(result.stderr)
     assert last.startswith(f"jobs.score: error: cannot score {source}: "), last
     assert "broken.parquet" in last and "not a Parquet file" in last, last
     assert "\tat " not in last and len(last) < 600
@@ -71,7 +60,7 @@ def test_a_missing_input_is_refused_before_spark_starts(exported, tmp_path: Path
     result = job("--input", str(missing), "--output", str(out), "--rejects", str(rej),
                  "--model", exported.onnx_tag)  # fmt: skip
     assert result.returncode == 1
-    assert _last_line(result.stderr) == f"jobs.score: error: input {missing} does not exist"
+    assert last_line(result.stderr) == f"jobs.score: error: input {missing} does not exist"
     assert "jobs.score: Spark" not in result.stderr and "Java" not in result.stderr
     assert not out.exists() and not rej.exists()
 
@@ -93,7 +82,7 @@ def test_no_usable_java_is_a_clear_failure(lake, tmp_path: Path) -> None:
     )
     old = job(*args, env={"JAVA_HOME": str(java_home)})
     assert old.returncode == 1
-    assert _last_line(old.stderr) == (
+    assert last_line(old.stderr) == (
         f"jobs.score: error: {java} is Java 11; Spark needs Java 17+: install Java 17 or newer "
         "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless)"
     )
@@ -104,6 +93,6 @@ def test_no_usable_java_is_a_clear_failure(lake, tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert none.returncode == 1
-    assert _last_line(none.stderr).startswith(
+    assert last_line(none.stderr).startswith(
         "jobs.score: error: no Java found in PATH (JAVA_HOME is not set); Spark needs Java 17+"
     ), none.stderr[-2000:]

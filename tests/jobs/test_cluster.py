@@ -14,11 +14,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from harness.process import PROJECT_ROOT
 from harness.spark_cluster import StandaloneCluster, standalone_cluster
 from jobs.score import parse_args, run
 from jobs.session import APP_NAME
-from tests.jobs.conftest import BAD_ROWS, applicant_table
+from tests.jobs.conftest import BAD_ROWS, applicant_table, last_line, run_job
 
 pytestmark = pytest.mark.slow
 ROWS = 20_000
@@ -51,19 +50,7 @@ def _job_env() -> dict[str, str]:
 
 
 def _job(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.score", *args],
-        cwd=PROJECT_ROOT,
-        env=_job_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    return run_job(*args, env=_job_env())
 
 
 def test_the_cluster_scores_as_local_mode_does(
@@ -83,7 +70,7 @@ def test_the_cluster_scores_as_local_mode_does(
         "--conf", f"spark.pyspark.driver.python={driver_python}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:] + cluster.logs()[-4000:]
-    summary = json.loads(_last_line(result.stdout))
+    summary = json.loads(last_line(result.stdout))
     assert (summary["rows_in"], summary["scored"], summary["rejected"]) == (
         ROWS, ROWS - len(BAD_ROWS), len(BAD_ROWS),
     )  # fmt: skip
@@ -136,7 +123,7 @@ def test_executors_that_cannot_import_the_project_stop_the_job_at_once(
     )  # fmt: skip
     elapsed = time.monotonic() - started
     assert result.returncode == 1, result.stderr[-3000:]
-    last = _last_line(result.stderr)
+    last = last_line(result.stderr)
     assert last.startswith("jobs.score: error: executors cannot import the project: "), last
     assert last.count("ModuleNotFoundError: No module named 'jobs'") == 1, last
     assert "\tat " not in last and "failed 4 times" not in result.stderr
