@@ -41,13 +41,14 @@ def canary_rows(features: FeatureMatrix, fraction: float) -> npt.NDArray[np.bool
     return applicant_shares(features) < fraction
 
 
-def canary_any(features: FeatureMatrix, fraction: float) -> npt.NDArray[np.bool_] | None:
-    """`canary_rows`, or None when the challenger answers none of them (the common case of a
-    single applicant, answered without building arrays: this runs on every request)."""
-    if fraction <= 0.0:
-        return None
-    if len(features) == 1:
-        row = (np.ascontiguousarray(features, dtype="<f4") + np.float32(0.0)).tobytes()
-        return np.ones(1, dtype=np.bool_) if _share(row) < fraction else None
-    rows = applicant_shares(features) < fraction
-    return rows if rows.any() else None
+def challenger_answers(row: FeatureMatrix, fraction: float) -> bool:
+    """Whether the challenger answers the one applicant of `row` (a 1-row matrix): its share as
+    `applicant_shares` computes it, from the same bytes, without array arithmetic in the common
+    case (this runs on every single-applicant request of a canary)."""
+    data = np.ascontiguousarray(row, dtype="<f4").tobytes()
+    # Only -0.0 needs the + 0.0 of `applicant_shares`: it is the one float32 a form can give
+    # whose high byte is 0x80 (besides negatives below 2^-126, for which the extra step is
+    # merely redundant); little-endian, every 4th byte from the 4th is a high byte.
+    if 0x80 in data[3::4]:
+        data = (np.ascontiguousarray(row, dtype="<f4") + np.float32(0.0)).tobytes()
+    return _share(data) < fraction

@@ -6,6 +6,7 @@ Inference Protocol (service/v2.py) call the same scorer.
 """
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
-from service.canary import canary_any
+from service.canary import canary_rows, challenger_answers
 from service.column_checks import check_equal_lengths, verdicts
 from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
@@ -42,6 +43,7 @@ from service.records.context import CLIENT, ROUTE
 from service.records.recorder import DecisionRecorder
 from service.records.schema import Challenger, DecisionBatch, FieldValues
 from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
+from service.shadow import ShadowQueue, ShadowRows
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[npt.NDArray[np.float32]]]
 M = TypeVar("M", bound=BaseModel)
@@ -148,9 +150,24 @@ class ServedModels:
 
     def canary_rows(self, features: FeatureMatrix) -> npt.NDArray[np.bool_] | None:
         """The rows the challenger answers; None when the champion answers them all."""
-        if self.challenger is None or len(features) == 0:
+        if self.challenger is None or self.canary_fraction <= 0.0 or len(features) == 0:
             return None
-        return canary_any(features, self.canary_fraction)
+        rows = canary_rows(features, self.canary_fraction)
+        return rows if rows.any() else None
+
+    def route(self, features: FeatureMatrix) -> "ServedModel | npt.NDArray[np.bool_]":
+        """The model that answers every row, or (rows split) the rows the challenger answers.
+        A single applicant, every request's common case, is routed without arrays."""
+        challenger = self.challenger
+        if challenger is None or self.canary_fraction <= 0.0 or len(features) == 0:
+            return self.champion
+        if len(features) == 1:
+            answers = challenger_answers(features, self.canary_fraction)
+            return challenger if answers else self.champion
+        rows = canary_rows(features, self.canary_fraction)
+        if rows.all():
+            return challenger
+        return rows if rows.any() else self.champion
 
 
 class CreditScorer:
@@ -180,9 +197,7 @@ class CreditScorer:
         self.challenger_metrics: ChallengerMetrics | None = None
         self.shadow_max_rows = limits.max_bulk_rows
         self.shadow_pressure: Callable[[], bool] = lambda: False  # True: shed shadow work
-        self._shadow_rows = 0
-        self._shadow_tasks: set[asyncio.Task[None]] = set()
-        self._shadow_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self._shadow_queue = ShadowQueue[ServedModel](self._settle_shadow, limits.max_batch_items)
 
     def switch(self, models: ServedModels) -> ServedModels:
         """Serve `models` from the next request on (one reference assignment: atomic for the
@@ -387,64 +402,66 @@ class CreditScorer:
         fields: FieldValues,
         probabilities: Probabilities,
     ) -> None:
-        """The challenger scores the applicants the champion just answered, in a task of its
-        own (the answer does not wait). Dropped, and counted, while the front door sheds load or
-        `shadow_max_rows` shadow rows are in flight: shadow work is the first to go. The
-        champion's decisions are recorded once the challenger's are known (or dropped)."""
+        """The challenger scores the applicants the champion just answered, merged with other
+        requests' and after the answer is sent (service/shadow.py). Dropped, and counted, while
+        the front door sheds load or `shadow_max_rows` shadow rows are in flight: shadow work is
+        the first to go. The champion's decisions are recorded once the challenger's are known
+        (or dropped)."""
         rows = len(features)
         if rows == 0:
             return
-        if self.shadow_pressure() or self._shadow_rows + rows > self.shadow_max_rows:
+        queue = self._shadow_queue
+        if self.shadow_pressure() or queue.rows_in_flight + rows > self.shadow_max_rows:
             if self.challenger_metrics is not None:
                 self.challenger_metrics.dropped(rows)
             self._record(champion, fields, features, probabilities)
             return
-        self._shadow_rows += rows
-        task = asyncio.get_running_loop().create_task(
-            self._score_shadow(champion, challenger, features, fields, probabilities)
-        )
-        self._shadow_tasks.add(task)
-        task.add_done_callback(self._shadow_tasks.discard)
+        # Records are written in the pass, outside this request: they keep its context.
+        context = contextvars.copy_context() if self.recorder is not None else None
+        queue.submit(ShadowRows(champion, challenger, features, fields, probabilities, context))
 
-    async def _score_shadow(
-        self,
-        champion: ServedModel,
-        challenger: ServedModel,
-        features: FeatureMatrix,
-        fields: FieldValues,
-        probabilities: Probabilities,
+    def _settle_shadow(
+        self, parts: Sequence[ShadowRows[ServedModel]], shadow: Probabilities | None
     ) -> None:
-        rows = len(features)
-        shadow: Probabilities | None = None
-        try:
-            if rows <= self.limits.max_batch_items:
-                shadow = await challenger.predict_rows(features)
-            else:
-                loop = asyncio.get_running_loop()
-                shadow = await loop.run_in_executor(
-                    self._shadow_executor, challenger.bulk.predict, features
-                )
-        except Exception:  # a full queue or any failure of the challenger:
-            pass  # dropped below (counted); the champion's answer and record never depend on it
-        finally:
-            self._shadow_rows -= rows
+        """A shadow pass's outcome, for all its requests at once: the decision matrix and the
+        delta histogram, then each request's records (with the challenger's columns)."""
         metrics = self.challenger_metrics
         if shadow is None:
             if metrics is not None:
-                metrics.dropped(rows)
-            self._record(champion, fields, features, probabilities)
+                metrics.dropped(sum(len(part.features) for part in parts))
+            for part in parts:
+                self._record_shadowed(part, None)
             return
-        champion_levels = self.thresholds.levels(probabilities)
+        champion = (
+            parts[0].probabilities
+            if len(parts) == 1
+            else np.concatenate([part.probabilities for part in parts])
+        )
         challenger_levels = self.thresholds.levels(shadow)
         if metrics is not None:
-            metrics.observe(champion_levels, challenger_levels, shadow - probabilities)
-        verdict = Challenger(challenger.model_tag, shadow, STATUSES[challenger_levels].tolist())
-        self._record(champion, fields, features, probabilities, verdict)
+            metrics.observe(self.thresholds.levels(champion), challenger_levels, shadow - champion)
+        if self.recorder is None:
+            return
+        statuses = STATUSES[challenger_levels]
+        start = 0
+        for part in parts:
+            stop = start + len(part.features)
+            tag = part.challenger.model_tag
+            verdict = Challenger(tag, shadow[start:stop], statuses[start:stop].tolist())
+            self._record_shadowed(part, verdict)
+            start = stop
+
+    def _record_shadowed(self, part: ShadowRows[ServedModel], verdict: Challenger | None) -> None:
+        """The champion's records of one shadowed request, in the request's context."""
+        if part.context is None:  # no recorder when it was queued
+            return
+        part.context.run(
+            self._record, part.champion, part.fields, part.features, part.probabilities, verdict
+        )
 
     async def finish_shadow(self) -> None:
         """Wait for the shadow work in flight (before the recorder closes)."""
-        while self._shadow_tasks:
-            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+        await self._shadow_queue.finish()
 
     async def explain_json(self, body: bytes) -> bytes:
         applicant = _validate(Applicant, body)
@@ -474,14 +491,16 @@ class CreditScorer:
         """`call` (a model call) on each row by the model that answers it (the canary split):
         the results in row order, and the model behind each."""
         models = self.models
-        canary = models.canary_rows(features)
-        if canary is None or models.challenger is None:
-            shadowed = models.shadowed
-            result = await call(models.champion, features, rows, shadowed is None)
+        route = models.route(features)
+        if isinstance(route, ServedModel):  # one model answers every row (no task, no gather)
+            shadowed = models.shadowed if route is models.champion else None
+            result = await call(route, features, rows, shadowed is None)
             if shadowed is not None:
                 probabilities = result if result.ndim == 1 else np.ascontiguousarray(result[:, 0])
-                self._shadow(models.champion, shadowed, features, rows, probabilities)
-            return result, [models.champion] * len(rows)
+                self._shadow(route, shadowed, features, rows, probabilities)
+            return result, [route] * len(rows)
+        assert models.challenger is not None  # a split has one
+        canary = route
         groups = [(models.challenger, np.flatnonzero(canary))]
         groups.append((models.champion, np.flatnonzero(~canary)))
         groups = [(served, at) for served, at in groups if len(at)]
@@ -663,7 +682,7 @@ class CreditScorer:
     def close(self) -> None:
         """After the last request: the bulk thread, then every decision record written."""
         self._bulk_executor.shutdown(wait=True)
-        self._shadow_executor.shutdown(wait=True)
+        self._shadow_queue.close()
         if self.recorder is not None:
             self.recorder.close()
 
