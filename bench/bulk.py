@@ -2,11 +2,13 @@
 
 import argparse
 import csv
+import functools
 import io
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,18 +210,127 @@ def per_row_overhead(
     return results
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m bench.bulk`: the per-row bench row, on a server of its own (2 workers) over a
-    fresh export in a private model store; writes bench/results/per_row.json."""
-    parser = argparse.ArgumentParser(prog="python -m bench.bulk", description=main.__doc__)
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument(
-        "--output", type=Path, default=Path(__file__).parent / "results" / "per_row.json"
+def lone_vs_xgboost(
+    servers: Mapping[str, str],
+    records: Records,
+    native_tag: str,
+    *,
+    rows: int = 100_000,
+    rounds: int = 5,
+    repeats: int = 5,
+) -> dict[str, object]:
+    """A lone `rows`-row Arrow request end to end (Arrow answer, checked) on each server against
+    native XGBoost predicting the same rows in this process on one thread (already encoded: no
+    parsing, checks or encoding), in alternating rounds: each round times every contender
+    `repeats` times (median), the order turning round by round. A round's ratio for a server is
+    XGBoost's seconds over the server's (above 1: the request end to end beats the engine)."""
+    native = XgboostRunner.load(native_tag, threads=1, device="cpu")
+    features = FeatureEncoder(native.stored.feature_names).encode_rows(
+        [records[i % len(records)] for i in range(rows)]
     )
-    args = parser.parse_args(argv)
+    body = arrow_body(records, rows)
+    arrow = BODY_FORMATS["arrow"]
+    headers = {"content-type": arrow.content_type, "accept": arrow.accept}
 
-    def run(workdir: Path) -> dict[str, object]:
+    def timed(call: Callable[[], object]) -> float:
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            call()
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+
+    with httpx.Client(timeout=120) as client:
+
+        def request(url: str) -> None:
+            answer = client.post(f"{url}/classify_bulk", content=body, headers=headers)
+            if answer.status_code != 200 or arrow.answers(answer.content, rows) != rows:
+                raise RuntimeError(f"{url}/classify_bulk: {answer.status_code} {answer.text[:300]}")
+
+        contenders: dict[str, Callable[[], object]] = {
+            "xgboost_1_thread": lambda: native.predict(features)
+        }
+        for name, url in servers.items():
+            request(url)  # untimed: connection, caches and pieces' threads warm
+            contenders[name] = functools.partial(request, url)
+        per_round: list[dict[str, float]] = []
+        for number in range(rounds):
+            names = list(contenders)
+            order = names[number % len(names) :] + names[: number % len(names)]
+            seconds = {name: timed(contenders[name]) for name in order}
+            entry = {f"{name}_rows_per_s": rows / seconds[name] for name in names}
+            for name in servers:
+                entry[f"{name}_vs_xgboost"] = seconds["xgboost_1_thread"] / seconds[name]
+            per_round.append(entry)
+            print(
+                f"   round {number + 1}: "
+                + "  ".join(f"{name} {rows / seconds[name]:,.0f} rows/s" for name in names)
+                + "  ratios "
+                + "  ".join(f"{name} {entry[f'{name}_vs_xgboost']:.2f}" for name in servers),
+                flush=True,
+            )
+    return {
+        "rows": rows,
+        "rounds": per_round,
+        "repeats": repeats,
+        "median_vs_xgboost": {
+            name: statistics.median(entry[f"{name}_vs_xgboost"] for entry in per_round)
+            for name in servers
+        },
+    }
+
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m bench.bulk`: on servers of their own (2 workers) over a fresh export in a private
+    model store, (1) a lone 100,000-row Arrow request against in-process native XGBoost on one
+    thread, alternating rounds (bench/results/bulk_lone.json), the default server beside one per
+    `--compare` setting; (2) per-row verdicts against the default (bench/results/per_row.json)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.bulk", description=main.__doc__)
+    parser.add_argument("part", nargs="?", choices=("all", "lone", "per-row"), default="all")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=9, help="per-row rounds")
+    parser.add_argument("--lone-rounds", type=int, default=5)
+    parser.add_argument("--lone-repeats", type=int, default=5)
+    parser.add_argument(
+        "--compare",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a setting of a second server for the lone request (default "
+        "CREDIT_RISK_BULK_THREADS=1: one engine thread per request, as before issue 27)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "per_row.json")
+    parser.add_argument("--lone-output", type=Path, default=RESULTS / "bulk_lone.json")
+    args = parser.parse_args(argv)
+    command = " ".join(["python -m bench.bulk", *(sys.argv[1:] if argv is None else argv)])
+    compare = args.compare if args.compare is not None else ["CREDIT_RISK_BULK_THREADS=1"]
+
+    def lone(workdir: Path) -> dict[str, object]:
+        machine = describe()
+        exported = run_export()
+        records = applicant_records(load_applicants())
+        env = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag}
+        with ExitStack() as stack:
+            servers = {"ours": stack.enter_context(served(env, log_path=workdir / "ours.log")).url}
+            for number, setting in enumerate(compare):
+                name, _, value = setting.partition("=")
+                server = served({**env, name: value}, log_path=workdir / f"compare{number}.log")
+                servers[setting] = stack.enter_context(server).url
+            result = lone_vs_xgboost(
+                servers,
+                records,
+                exported.native_tag,
+                rows=args.rows,
+                rounds=args.lone_rounds,
+                repeats=args.lone_repeats,
+            )
+        medians = result["median_vs_xgboost"]
+        print(f"   median vs XGBoost on one thread: {medians}", flush=True)
+        return {"machine": machine, "command": command, "lone": result}
+
+    def per_row(workdir: Path) -> dict[str, object]:
         machine = describe()
         exported = run_export()
         records = applicant_records(load_applicants())
@@ -232,10 +343,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"per_row {row['per_row_s']:.3f} s  ratio {row['ratio']:.3f}",
                 flush=True,
             )
-        command = " ".join(["python -m bench.bulk", *(sys.argv[1:] if argv is None else argv)])
         return {"machine": machine, "command": command, "per_row": rows}
 
-    run_and_write("per-row", args.output, run)
+    if args.part in ("all", "lone"):
+        run_and_write("bulk-lone", args.lone_output, lone)
+    if args.part in ("all", "per-row"):
+        run_and_write("per-row", args.output, per_row)
 
 
 if __name__ == "__main__":

@@ -149,16 +149,17 @@ def load_engines(settings: ServiceSettings) -> tuple[Runner, ChunkedPredictor]:
         return engines[name, threads]
 
     runner = engine(settings.engine, settings.model_threads)
-    bulk_threads = settings.bulk_engine_threads
+    # One engine thread per call: a bulk request's threads are its pieces (runners/bulk.py).
     if settings.bulk_engine == "auto":
-        small, large = engine("onnx", bulk_threads), engine("xgboost", bulk_threads)
+        small, large = engine("onnx", 1), engine("xgboost", 1)
     else:
-        small = large = engine(settings.bulk_engine, bulk_threads)
+        small = large = engine(settings.bulk_engine, 1)
     bulk = ChunkedPredictor(
         small=small,
         large=large,
         large_min_rows=settings.bulk_xgboost_min_rows,
         chunk_rows=settings.bulk_chunk_rows,
+        threads=settings.bulk_engine_threads,
     )
     return runner, bulk
 
@@ -186,6 +187,7 @@ class ModelEngines:
         for batcher in (self.batcher, self.explain_batcher):
             if batcher is not None:
                 await batcher.close()
+        self.bulk.close()
 
 
 @dataclass
