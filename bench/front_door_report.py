@@ -105,12 +105,21 @@ def explain_markdown(path: Path = EXPLAIN_RESULTS) -> list[str]:
     lines = [
         "## Explanations and decision monitoring over HTTP (issue 12)",
         "",
-        f"`python -m bench.explain_http`, commit `{machine.get('commit', '?')}`, "
+        f"`{data.get('command', 'python -m bench.explain_http')}`, commit "
+        f"`{machine.get('commit', '?')}`, "
         f"{machine.get('started_utc', '?')} UTC, load average at start "
         f"{machine.get('load_average_at_start', '?')}; wrk, 64 connections, one applicant per "
         f"request, {data['seconds']} s per run, interleaved rounds (median round shown).",
         "",
     ]
+    rounds = ratios.get("explain_vs_classify_rounds")
+    if rounds:  # issue 27: each round's /explain over its /classify, and their median
+        lines += _table(
+            ["round", *(str(n) for n in range(1, len(rounds) + 1)), "median"],
+            [["/explain / /classify req/s", *(f"{r:.2f}" for r in rounds),
+              f"{ratios['explain_vs_classify']:.2f}"]],
+        )  # fmt: skip
+        lines.append("")
     lines += _table(
         ["run", "req/s", "p99 ms"],
         [
@@ -125,8 +134,8 @@ def explain_markdown(path: Path = EXPLAIN_RESULTS) -> list[str]:
     lines += ["", *_table(["bulk, 100,000-row Arrow requests", "rows/s"],
                           [[name, f"{value:,.0f}"] for name, value in bulk.items()])]  # fmt: skip
     targets = [
-        ["/explain >= 50% of /classify's throughput", _yes(ratios["explain_vs_classify"] >= 0.5),
-         f"{ratios['explain_vs_classify']:.0%}"],
+        ["/explain >= 75% of /classify's throughput (issue 27; median of the rounds' ratios)",
+         _yes(ratios["explain_vs_classify"] >= 0.75), f"{ratios['explain_vs_classify']:.0%}"],
         ["/explain p99 <= 25 ms", _yes(http["explain"]["p99_ms"] <= 25),
          f"{http['explain']['p99_ms']:.1f} ms"],
         ["decision monitoring costs <= 5% of /classify throughput",

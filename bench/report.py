@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import capacity_report, front_door_report, plots, spark_report
+from bench import bulk_report, capacity_report, front_door_report, plots, spark_report
 from bench.modes import BASELINE, FLASK, OURS
 from bench.targets import Results, batching_pairs, evaluate, locust_run, ratio, times, wrk_run
 
@@ -445,6 +445,7 @@ def build(
         targets_section(http),
         front_door_report.markdown(),
         front_door_report.explain_markdown(),
+        bulk_report.markdown(),
         main_table(http),
         single_table(http),
         wrk_table(http),
