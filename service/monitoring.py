@@ -12,8 +12,8 @@ among live workers (`livemax`), the one to alert on.
 import numpy as np
 
 from features.drift import DriftMonitor
+from features.thresholds import STATUSES, Thresholds
 from runners.base import FeatureMatrix, Probabilities
-from service.decisions import STATUSES, Thresholds
 from service.metrics import BufferedCounter, BufferedHistogram, MetricsBuffer
 
 PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.95 (+Inf)

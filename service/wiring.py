@@ -16,7 +16,7 @@ from features.distributions import METADATA_KEY, FieldDistribution, from_metadat
 from features.drift import DriftMonitor
 from features.encoder import FeatureEncoder
 from features.reasons import ReasonCoder
-from features.thresholds import STATUSES
+from features.thresholds import STATUSES, Thresholds
 from runners.base import FeatureMatrix, Probabilities, Runner
 from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
@@ -25,7 +25,6 @@ from runners.explainer import Explainer
 from runners.factory import load_runner
 from runners.model_store import ModelLoadError, get_stored_model
 from service import __version__, openapi
-from service.decisions import Thresholds
 from service.http.admission import Admission, LagAdmission
 from service.http.api_keys import ApiKeys
 from service.http.auth import ApiKeyMiddleware

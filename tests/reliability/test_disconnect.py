@@ -21,11 +21,11 @@ import uvloop
 
 from export.pipeline import ExportSummary
 from features.encoder import FeatureEncoder
+from features.thresholds import Thresholds
 from harness.process import served
 from runners.batcher import AdaptiveBatcher
 from runners.bulk import ChunkedPredictor
 from runners.onnx_runner import OnnxRunner
-from service.decisions import Thresholds
 from service.http.body import ClientGone
 from service.http.disconnect import DisconnectWatch
 from service.scoring import CreditScorer, Limits
