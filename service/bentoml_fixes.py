@@ -44,8 +44,13 @@ yet A/B-measured): BentoML's configuration container and `server_context`
 internals (service/metrics.py, pinned exactly), the OpenTelemetry SDK provider's
 `_active_span_processor` (service/http/tracing.py: unsampled requests cost one random draw
 instead of a recorded span; BentoML's tracer where it is missing), ONNX Runtime's `_sess.run`
-(runners/onnx_runner.py, onnxruntime pinned exactly), uvicorn's access-log handler check
-(service/logs.py), the SIGTERM handler (service/http/drain.py).
+(runners/onnx_runner.py, onnxruntime pinned exactly), the SIGTERM handler
+(service/http/drain.py).
+
+Not a hook: uvicorn's `access_log=False` is what skips its access lines, but BentoML builds
+uvicorn's Config itself and offers no such option, so `logs.skip_unwritten_access_lines` does
+what that option does (the `uvicorn.access` logger stops propagating; public `logging` API),
+in both modes, when logging says the lines would be dropped anyway.
 
 Removed: the timer-cancelling replacement of BentoML's timeout middleware (the door enforces
 the timeout on its routes, service/http/timeout.py; BentoML's own middleware is left on the
@@ -121,6 +126,8 @@ class PublicDoor:
 
     def __init__(self, app: Any, wrap: AppWrapper) -> None:
         self.app = wrap(app)
+        # Built at lifespan start-up, before uvicorn makes a protocol per connection.
+        logs.skip_unwritten_access_lines()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)

@@ -47,11 +47,14 @@ def test_private_hooks_only_on_the_tested_versions(caplog: pytest.LogCaptureFixt
 
 def test_without_private_hooks_the_door_is_a_bentoml_middleware(exported: ExportSummary) -> None:
     """In a fresh interpreter with CREDIT_RISK_PRIVATE_HOOKS=off: BentoML's `to_asgi` untouched,
-    the front door among the app's middleware (BentoML's public `add_asgi_middleware`)."""
+    the front door among the app's middleware (BentoML's public `add_asgi_middleware`), and
+    uvicorn's unwritten access lines skipped as with the hooks."""
     check = (
         "import service.app as a; from _bentoml_sdk.service.factory import Service\n"
         "from service import bentoml_fixes as f; app = a.CreditRiskService.to_asgi()\n"
+        "import logging; app.build_middleware_stack()\n"  # as its lifespan start-up does
         "print(Service.to_asgi is f._ORIGINAL_TO_ASGI, type(app).__name__,"
+        " logging.getLogger('uvicorn.access').propagate,"
         " [m.cls.__name__ for m in app.user_middleware])"
     )
     result = subprocess.run(
@@ -62,9 +65,12 @@ def test_without_private_hooks_the_door_is_a_bentoml_middleware(exported: Export
         check=True,
         env={**os.environ, "CREDIT_RISK_PRIVATE_HOOKS": "off"},
     )
-    untouched, app_type, middleware = result.stdout.strip().splitlines()[-1].split(" ", 2)
+    last = result.stdout.strip().splitlines()[-1]
+    untouched, app_type, access_propagates, middleware = last.split(" ", 3)
     assert (untouched, app_type) == ("True", "Starlette")
     assert "PublicDoor" in middleware
+    # uvicorn's access lines are skipped here too (logging drops them: no handler, WARNING).
+    assert access_propagates == "False"
 
 
 async def _hello(scope: Any, receive: Any, send: Any) -> None:
