@@ -1,7 +1,10 @@
 """What a challenger costs on /classify (issue 24): three servers, each 2 workers on the same
 two models, the champion alone, with the challenger in shadow mode (it scores every applicant
 off the response path), and in canary mode (it answers 5% of the applicants); alternating wrk
-rounds of one-applicant requests on 64 connections, median round per case.
+rounds of one-applicant requests on 64 connections (each round starts with another case), each
+case's rate against the champion alone's in the same round, median of those ratios. Besides the
+rate, the CPU time the server's processes spent per request (psutil): the cost itself, less
+swayed than a rate by what else runs on the machine.
 
     python -m bench.champion_challenger                       # ~2 min
     python -m bench.champion_challenger --seconds 5 --rounds 2
@@ -22,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from bench.capacity import cpu_seconds
 from bench.loadgen import run_wrk_bodies
 from bench.machine import describe
 from export.dataset import applicant_records, load_applicants
@@ -57,27 +61,40 @@ def rounds(champion: str, challenger: str, seconds: int, count: int, workdir: Pa
     bodies = [orjson.dumps(r) for r in applicant_records(load_applicants())[:500]]
     runs: dict[str, list[dict[str, float]]] = {}
     with _servers(champion, challenger, workdir) as servers:
+        names = list(servers)
         for number in range(count):
-            for name, server in servers.items():
+            # Each round starts with another case: no case always follows the same one.
+            for name in names[number % len(names) :] + names[: number % len(names)]:
+                server = servers[name]
+                cpu_before = cpu_seconds([server.process.pid])
                 run = run_wrk_bodies(
                     server.url, "/classify", bodies, CONNECTIONS, seconds, workdir,
                     threads=2, name=name.replace(" ", "-"),
                 )  # fmt: skip
+                cpu = cpu_seconds([server.process.pid]) - cpu_before
+                run["server_cpu_us_per_request"] = round(cpu / max(run["requests"], 1) * 1e6, 2)
                 runs.setdefault(name, []).append(run)
                 print(f"   round {number + 1} {name:>14}: {run['rps']:9,.0f} req/s  "
                       f"p99 {run.get('p99_ms', float('nan')):.1f} ms  "
+                      f"server CPU {run['server_cpu_us_per_request']:.1f} us/request  "
                       f"non-2xx {run['non_2xx']:.0f}", flush=True)  # fmt: skip
     out: dict[str, Any] = {}
     alone = runs["champion alone"]
+    alone_cpu = statistics.median(r["server_cpu_us_per_request"] for r in alone)
     for name, case_runs in runs.items():
+        # Each round against the champion alone's round of the same pass (same machine load).
+        ratios = [round(r["rps"] / a["rps"], 3) for r, a in zip(case_runs, alone, strict=True)]
+        cpu = statistics.median(r["server_cpu_us_per_request"] for r in case_runs)
         out[name] = {
             "rounds": case_runs,
             "rps": statistics.median(r["rps"] for r in case_runs),
             "p99_ms": statistics.median(r.get("p99_ms", float("nan")) for r in case_runs),
-            # Each round against the champion-alone round just before it (same machine load).
-            "ratio_per_round": [
-                round(r["rps"] / a["rps"], 3) for r, a in zip(case_runs, alone, strict=True)
-            ],
+            "ratio_per_round": ratios,
+            "ratio": statistics.median(ratios),
+            "server_cpu_us_per_request": cpu,
+            # The champion alone's CPU per request over this case's: the rate this case would
+            # keep where the servers' CPU is what limits it.
+            "cpu_ratio": round(alone_cpu / cpu, 3),
         }
     return out
 
@@ -100,17 +117,17 @@ def main() -> None:
               "canary_fraction": CANARY_FRACTION, "targets": TARGETS, "http": http}  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1))
-    alone = http["champion alone"]["rps"]
     for name, entry in http.items():
         target = TARGETS.get(name)
         verdict = (
             ""
             if target is None
-            else f"  target >= {target}x: "
-            + ("met" if entry["rps"] / alone >= target else "NOT met")
+            else f"  target >= {target}x: " + ("met" if entry["ratio"] >= target else "NOT met")
         )
-        print(f"{name:>14}: {entry['rps']:9,.0f} req/s ({entry['rps'] / alone:.3f}x alone)  "
-              f"p99 {entry['p99_ms']:.1f} ms  rounds {entry['ratio_per_round']}{verdict}")  # fmt: skip
+        print(f"{name:>14}: {entry['rps']:9,.0f} req/s ({entry['ratio']:.3f}x alone, "
+              f"rounds {entry['ratio_per_round']})  p99 {entry['p99_ms']:.1f} ms  server CPU "
+              f"{entry['server_cpu_us_per_request']:.1f} us/request "
+              f"({entry['cpu_ratio']:.3f}x alone's){verdict}")  # fmt: skip
     print(f"load average {os.getloadavg()}")
 
 

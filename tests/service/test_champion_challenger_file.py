@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.canary import applicant_shares, canary_rows
+from service.canary import applicant_shares, canary_rows, challenger_answers
 from service.models_file import ModelsFileError, ModelsSpec, parse_models
 
 
@@ -54,3 +54,22 @@ def test_shares_are_stable_uniform_and_grow_with_the_fraction() -> None:
     assert not canary_rows(rows, 0.0).any() and canary_rows(rows, 1.0).all()
     zero, negative_zero = np.zeros((1, 3), np.float32), np.full((1, 3), -0.0, np.float32)
     assert applicant_shares(zero) == applicant_shares(negative_zero)
+
+
+def test_a_single_applicant_gets_the_share_of_its_row_in_a_batch() -> None:
+    """The one-applicant path (no array arithmetic) and the batch path agree on every row,
+    -0.0 included (the same applicant as 0.0)."""
+    rows = np.random.default_rng(11).uniform(0, 5, size=(3_000, 29)).astype(np.float32)
+    rows[::7, 3] = 0.0
+    rows[::5, 0] = -0.0
+    rows[::3, 10:20] = np.float32(1.0)  # one-hot-like columns: many 0x80 bytes off the high ones
+    for fraction in (0.05, 0.3, 0.9):
+        expected = canary_rows(rows, fraction)
+        assert expected.any() and not expected.all()
+        single = [challenger_answers(rows[i : i + 1], fraction) for i in range(len(rows))]
+        assert single == expected.tolist()
+    zero, negative_zero = np.zeros((1, 29), np.float32), np.full((1, 29), -0.0, np.float32)
+    shares = applicant_shares(zero)[0]
+    for fraction in (np.nextafter(shares, 0.0), np.nextafter(shares, 1.0)):
+        assert challenger_answers(negative_zero, fraction) == challenger_answers(zero, fraction)
+        assert challenger_answers(zero, fraction) == (shares < fraction)
