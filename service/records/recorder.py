@@ -1,10 +1,12 @@
 """The hook the request path calls, and the writer thread behind it.
 
-`record(batch)` only appends to an in-memory queue (no I/O, no lock held while waiting): a
-request never pays for the sink. The writer thread wakes every `flush_interval_s`, turns what
-was queued into one table (reason codes included) and writes it to the sink; a table the sink
-refuses goes to the spool, and the spool is replayed once the sink takes writes again. So a
-record reaches the sink or the spool within one flush interval plus the write.
+`record(batch)` and `record_one(...)` (one applicant: the /classify hot path, enqueued as
+plain values, see assemble.py) only append to in-memory queues (no I/O, no lock held while
+waiting): a request never pays for the sink. The writer thread wakes every
+`flush_interval_s`, turns what was queued into one table (reason codes included) and writes
+it to the sink; a table the sink refuses goes to the spool, and the spool is replayed once
+the sink takes writes again. So a record reaches the sink or the spool within one flush
+interval plus the write.
 
 Bounds, never silent: rows waiting in memory are bounded by `max_pending_rows`, the spool by
 its bytes. When either is full, the `spool_full` policy applies: "drop" drops new records and
@@ -19,13 +21,24 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from service.records.assemble import ReasonCodes, assemble
+from service.records.assemble import (
+    DECIDED_AT,
+    ReasonCodes,
+    append_single,
+    assemble,
+    assemble_rows,
+    field_values,
+    single_batches,
+)
 from service.records.schema import DecisionBatch
 from service.records.sink import Sink, SinkError
 from service.records.spool import Spool
@@ -72,6 +85,9 @@ class DecisionRecorder:
         self.clock = clock
         self.stats = RecorderStats(spool_bytes=spool.size())
         self._queue: deque[DecisionBatch] = deque()
+        # Single applicants (record_one): assemble.ROW_WIDTH values each, one after another;
+        # replaced by an empty list under _lock when the writer takes them.
+        self._rows: list[Any] = []
         self._held: list[pa.Table] = []  # assembled, neither written nor spooled (refuse policy)
         self._lock = threading.Lock()  # guards stats.pending and stats.dropped
         self._oldest: float | None = None  # decided_at of the oldest queued or held record
@@ -100,6 +116,61 @@ class DecisionRecorder:
             if self._oldest is None:
                 self._oldest = batch.decided_at
             self._queue.append(batch)
+
+    def record_one(
+        self,
+        request_id: str,
+        route: str,
+        client: str,
+        model: str,
+        decided_at: float,
+        probability: float,
+        status: str,
+        fields: Mapping[str, Any],
+        features: npt.NDArray[np.float32],
+    ) -> None:
+        """Enqueues one applicant's decision (`fields`: its 13 form fields); returns at once.
+        Nothing the request made is kept but plain values (see assemble.py for why)."""
+        try:
+            values = field_values(fields)
+        except KeyError:  # not a whole form: the writer counts it as unreadable
+            self.record(
+                DecisionBatch(
+                    request_id,
+                    route,
+                    client,
+                    model,
+                    decided_at,
+                    np.array([probability], dtype=np.float32),
+                    [status],
+                    [fields],
+                    features,
+                )
+            )
+            return
+        with self._lock:
+            if self._closed:
+                self.stats.dropped += 1
+                logger.error("decision records: 1 record after close, dropped")
+                return
+            if self.stats.pending >= self.max_pending_rows and self.spool_full == "drop":
+                self.stats.dropped += 1
+                return
+            self.stats.pending += 1
+            if self._oldest is None:
+                self._oldest = decided_at
+            append_single(
+                self._rows,
+                request_id,
+                route,
+                client,
+                model,
+                decided_at,
+                probability,
+                status,
+                values,
+                features,
+            )
 
     def lag_s(self) -> float:
         """Age of the oldest record not yet in the sink or the spool (0 when none waits)."""
@@ -156,9 +227,11 @@ class DecisionRecorder:
 
     # -- the writer thread ------------------------------------------------------------------
     def _flush(self, final: bool) -> None:
-        batches = self._drain()
-        if batches:
-            self._held.append(self._assemble(batches))
+        rows, batches = self._drain()
+        tables = [self._assemble_rows(rows)] if rows else []
+        tables += [self._assemble(batches)] if batches else []
+        if tables:  # one table: one journal append (one fsync) a flush
+            self._held.append(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
         self.sink.maintain()  # first: a file spans at most the rotation age
         self._replay()
         held, self._held = self._held, []
@@ -170,12 +243,23 @@ class DecisionRecorder:
         if self._full and self.stats.spool_bytes < self.spool.max_bytes and not self._held:
             self._full = False
 
-    def _drain(self) -> list[DecisionBatch]:
+    def _drain(self) -> tuple[list[Any], list[DecisionBatch]]:
+        with self._lock:
+            rows, self._rows = self._rows, []
         batches = []
         queue = self._queue
         while queue:
             batches.append(queue.popleft())
-        return batches
+        return rows, batches
+
+    def _assemble_rows(self, rows: list[Any]) -> pa.Table:
+        try:
+            return assemble_rows(rows, self.reasons)
+        except Exception as error:
+            logger.error(
+                "decision records: a flush could not be assembled (%s)", type(error).__name__
+            )
+        return self._single_out(single_batches(rows))
 
     def _assemble(self, batches: list[DecisionBatch]) -> pa.Table:
         try:
@@ -184,7 +268,10 @@ class DecisionRecorder:
             logger.error(
                 "decision records: a flush could not be assembled (%s)", type(error).__name__
             )
-        # Find the bad batches one by one; keep the rest.
+        return self._single_out(batches)
+
+    def _single_out(self, batches: list[DecisionBatch]) -> pa.Table:
+        """Assembles the batches one by one: the unreadable ones are counted and dropped."""
         tables = []
         bad: dict[tuple[str, str], int] = {}
         for batch in batches:
@@ -259,10 +346,12 @@ class DecisionRecorder:
         with self._lock:
             waiting = [t for t in self._held if t.num_rows]
             if waiting:
-                first = waiting[0].column("decided_at")[0].as_py()
+                first = pc.min(waiting[0].column("decided_at")).as_py()
                 self._oldest = first.timestamp()
-            elif self._queue:
-                self._oldest = self._queue[0].decided_at
+            elif self._rows or self._queue:
+                queued = [self._rows[DECIDED_AT]] if self._rows else []
+                queued += [self._queue[0].decided_at] if self._queue else []
+                self._oldest = min(queued)
             else:
                 self._oldest = None
 
