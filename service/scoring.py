@@ -636,6 +636,21 @@ class CreditScorer:
         """Hands the decisions to the recorder, which only enqueues them."""
         if self.recorder is None or len(probabilities) == 0:
             return
+        if len(probabilities) == 1 and challenger is None and type(fields) is list:
+            # One applicant (the /classify hot path): enqueued as plain values, no objects kept
+            probability = float(probabilities[0])
+            self.recorder.record_one(
+                REQUEST_ID.get() or "-",
+                ROUTE.get(),
+                CLIENT.get(),
+                served.model_tag,
+                time.time(),
+                probability,
+                self.thresholds.status(probability),
+                fields[0],
+                features,
+            )
+            return
         # The status as the answer words it: row-wise routes per float, column-wise ones
         # vectorised (the two differ only for a float32 within rounding of a threshold).
         status: Sequence[str] | npt.NDArray[np.object_]
