@@ -80,8 +80,10 @@ class ServiceSettings(BaseSettings):
     bulk_threads: int = Field(
         0,
         ge=0,
-        description="Engine threads for bulk chunks (each worker runs one bulk request at a "
-        "time); 0: this machine's cores shared out among the workers.",
+        description="Threads one bulk request's rows are split across, one engine call each "
+        "(each worker runs one bulk request at a time, so a lone request may use every core; "
+        "concurrent ones in other workers share the cores through the OS scheduler); 0: this "
+        "machine's cores.",
     )
     max_batch_items: int = Field(1_000, ge=1, description="Most applicants in /classify_batch.")
     max_bulk_rows: int = Field(200_000, ge=1, description="Most rows in one bulk request.")
@@ -308,7 +310,7 @@ class ServiceSettings(BaseSettings):
     def bulk_engine_threads(self) -> int:
         if self.bulk_threads:
             return self.bulk_threads
-        return max(1, len(os.sched_getaffinity(0)) // self.workers)
+        return len(os.sched_getaffinity(0))
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> "ServiceSettings":
