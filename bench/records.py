@@ -2,17 +2,25 @@
 
 1. /classify, one applicant per request, wrk at 64 connections for `--seconds`: our server
    without a decision log and with the Parquet log, alternating for `--rounds` rounds (the
-   machine's speed drifts: compare each round's pair). After the rounds, the log is checked:
-   one record per 2xx answer wrk counted (within the answers that raced the end of a run).
+   machine's speed drifts: compare each round's pair, and the median of the pairs). Each
+   round also reads the server's CPU seconds (its processes, from /proc) per answered request,
+   and how they split between the two workers: the kernel hands wrk's 64 connections to
+   whichever worker accepts first, and a round where one worker got most of them batches
+   differently, so its rate moves by tens of percent either way; CPU per request moves much
+   less, and off/parquet of it is the capacity the log costs. After the rounds, the log is
+   checked: one record per 2xx answer wrk counted (within the answers that raced the end of
+   a run).
 2. The same load on a server logging to PostgreSQL (a throwaway local cluster): the writer's
    lag and the spool, read on /metrics during the run, and the rows in the table after it.
    PostgreSQL keeps up when the lag stays below a couple of flush intervals and nothing is
    spooled.
 
-    python -m bench.records [--seconds 8] [--rounds 3]   # writes bench/results/records.json
+    python -m bench.records [--seconds 5] [--rounds 6]   # writes bench/results/records.json
 """
 
 import argparse
+import contextlib
+import os
 import statistics
 import threading
 import time
@@ -23,6 +31,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 import psycopg
 import pyarrow.dataset as ds
 
@@ -39,10 +48,30 @@ RESULTS = Path(__file__).parent / "results" / "records.json"
 CONNECTIONS = 64
 
 
+def _cpu_s(server: ServedProcess) -> dict[int, float]:
+    """User + system CPU seconds so far of each of the server's processes (arbiter, workers)."""
+    seconds = {}
+    with contextlib.suppress(psutil.NoSuchProcess):
+        root = psutil.Process(server.process.pid)
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                seconds[process.pid] = times.user + times.system
+    return seconds
+
+
 def _round(
     server: ServedProcess, bodies: list[bytes], seconds: int, workdir: Path, name: str
 ) -> dict[str, float]:
-    return run_wrk_bodies(server.url, "/classify", bodies, CONNECTIONS, seconds, workdir, name=name)
+    before = _cpu_s(server)
+    run = run_wrk_bodies(server.url, "/classify", bodies, CONNECTIONS, seconds, workdir, name=name)
+    used = {pid: cpu - before.get(pid, 0.0) for pid, cpu in _cpu_s(server).items()}
+    total = sum(used.values())
+    answered = max(run["requests"] - run["non_2xx"], 1.0)
+    run["cpu_us_per_request"] = round(total / answered * 1e6, 1)
+    run["busiest_process_share"] = round(max(used.values(), default=0.0) / max(total, 1e-9), 3)
+    run["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return run
 
 
 def _watch_lag(server: ServedProcess, stop: threading.Event, seen: list[float]) -> None:
@@ -72,10 +101,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 run = _round(server, bodies, args.seconds, workdir, name)
                 rounds[name].append(run)
                 print(f"   round {number + 1} {name:>8}: {run['rps']:9,.0f} req/s  "
-                      f"p99 {run.get('p99_ms', float('nan')):.1f} ms", flush=True)  # fmt: skip
-        ratios = [
-            p["rps"] / o["rps"] for o, p in zip(rounds["off"], rounds["parquet"], strict=True)
-        ]
+                      f"p99 {run.get('p99_ms', float('nan')):.1f} ms  "
+                      f"cpu {run['cpu_us_per_request']:.0f} us/req  "
+                      f"busiest process {run['busiest_process_share']:.0%}  "
+                      f"load {run['load_average_1m']:.1f}", flush=True)  # fmt: skip
+        pairs = list(zip(rounds["off"], rounds["parquet"], strict=True))
+        ratios = [p["rps"] / o["rps"] for o, p in pairs]
+        cpu_ratios = [o["cpu_us_per_request"] / p["cpu_us_per_request"] for o, p in pairs]
     # Both servers stopped (SIGTERM: the drain writes every record): count them.
     answered = sum(r["requests"] - r["non_2xx"] for r in rounds["parquet"])
     recorded = ds.dataset(log, format="parquet").count_rows()
@@ -83,10 +115,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "rounds": rounds,
         "parquet_vs_off_per_round": ratios,
         "parquet_vs_off_median": statistics.median(ratios),
+        # CPU per request without the log / with it: the share of capacity the log leaves
+        "cpu_off_over_parquet_per_round": cpu_ratios,
+        "cpu_off_over_parquet_median": statistics.median(cpu_ratios),
         "answered_2xx": answered,
         "recorded": recorded,
     }
-    print(f"   parquet / off per round: {', '.join(f'{r:.3f}' for r in ratios)}; "
+    print(f"   parquet / off per round: {', '.join(f'{r:.3f}' for r in ratios)} "
+          f"(median {statistics.median(ratios):.3f}); CPU per request off / parquet: "
+          f"{', '.join(f'{r:.3f}' for r in cpu_ratios)} (median {statistics.median(cpu_ratios):.3f}); "
           f"{recorded:,} records for {answered:,.0f} answers", flush=True)  # fmt: skip
 
     cluster = PostgresCluster.create()
@@ -128,8 +165,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.records", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--seconds", type=int, default=8, help="wrk run per server and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk run per server and round")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run_and_write("records", args.output, lambda workdir: run(args, workdir))
