@@ -111,16 +111,14 @@ def _onnx(rounds: int, calls: int) -> dict[str, Any]:
         public = session.run(outputs, {name: features})[0]
         ours = runner.predict(features)
         assert np.array_equal(public[:, 1], ours)  # the same answer both ways
-        timings = _alternate(
-            {
-                "public": lambda f=features: np.ascontiguousarray(
-                    session.run(outputs, {name: f})[0][:, 1]
-                ),
-                "ours": lambda f=features: runner.predict(f),
-            },
-            rounds,
-            calls,
-        )
+
+        def public_way(f: np.ndarray = features) -> object:
+            return np.ascontiguousarray(session.run(outputs, {name: f})[0][:, 1])
+
+        def our_way(f: np.ndarray = features) -> object:
+            return runner.predict(f)
+
+        timings = _alternate({"public": public_way, "ours": our_way}, rounds, calls)
         results[f"{rows}_rows"] = _summary(timings)
     return results
 
