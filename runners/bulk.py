@@ -64,15 +64,21 @@ class ChunkedPredictor:
             start, stop = piece
             out[start:stop] = self.engine_for(stop - start).predict(features[start:stop])
 
-        if self._pool is None:
-            for piece in pieces:
-                score(piece)
-        else:
-            for done in [self._pool.submit(score, piece) for piece in pieces]:
-                done.result()  # re-raises an engine's error
+        started = []
+        if self._pool is not None:
+            try:
+                for piece in pieces:
+                    started.append(self._pool.submit(score, piece))
+            except RuntimeError:  # closed: a replaced model finishing a request (below)
+                pass
+        for piece in pieces[len(started) :]:
+            score(piece)  # one thread: no pool, or a closed one
+        for done in started:
+            done.result()  # re-raises an engine's error
         return out
 
     def close(self) -> None:
-        """Stops the pieces' threads once the calls in progress end (without waiting)."""
+        """Stops the pieces' threads once the calls in progress end (without waiting); a later
+        call scores its pieces one after another on the caller's thread."""
         if self._pool is not None:
             self._pool.shutdown(wait=False)

@@ -129,3 +129,14 @@ def test_an_engine_error_reaches_the_caller(
             predictor.predict(rows[:, :5])  # too few features: XGBoost refuses
     finally:
         predictor.close()
+
+
+def test_a_closed_predictor_still_scores_on_the_callers_thread(
+    engines: tuple[OnnxRunner, XgboostRunner], rows: np.ndarray
+) -> None:
+    """A replaced model's predictor is closed while requests may still be finishing on it."""
+    native = Recording(engines[1])
+    predictor = ChunkedPredictor(engines[0], native, 256, 65_536, threads=2)  # type: ignore[arg-type]
+    predictor.close()
+    np.testing.assert_array_equal(predictor.predict(rows), engines[1].predict(rows))
+    assert {name for _, name in native.calls} == {threading.current_thread().name}
