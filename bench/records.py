@@ -1,8 +1,9 @@
 """What decision records cost, and whether PostgreSQL keeps up (issue 25).
 
 1. /classify, one applicant per request, wrk at 64 connections for `--seconds`: our server
-   without a decision log and with the Parquet log, alternating for `--rounds` rounds (the
-   machine's speed drifts: compare each round's pair, and the median of the pairs). Each
+   without a decision log and with the Parquet log, alternating for `--rounds` rounds, which
+   goes first alternating too (the machine's speed drifts: compare each round's pair, and the
+   median of the pairs). Each
    round also reads the server's CPU seconds (its processes, from /proc) per answered request,
    and how they split between the two workers: the kernel hands wrk's 64 connections to
    whichever worker accepts first, and a round where one worker got most of them batches
@@ -15,7 +16,7 @@
    PostgreSQL keeps up when the lag stays below a couple of flush intervals and nothing is
    spooled.
 
-    python -m bench.records [--seconds 5] [--rounds 6]   # writes bench/results/records.json
+    python -m bench.records [--seconds 4] [--rounds 8]   # writes bench/results/records.json
 """
 
 import argparse
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         )
         rounds: dict[str, list[dict[str, float]]] = {"off": [], "parquet": []}
         for number in range(args.rounds):
-            for name, server in (("off", plain), ("parquet", files)):
+            pair = [("off", plain), ("parquet", files)]
+            for name, server in pair if number % 2 == 0 else pair[::-1]:  # drift hits both
                 run = _round(server, bodies, args.seconds, workdir, name)
                 rounds[name].append(run)
                 print(f"   round {number + 1} {name:>8}: {run['rps']:9,.0f} req/s  "
@@ -165,8 +167,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.records", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--seconds", type=int, default=5, help="wrk run per server and round")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=4, help="wrk run per server and round")
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     run_and_write("records", args.output, lambda workdir: run(args, workdir))
