@@ -47,6 +47,7 @@ from service.wiring import (
 )
 
 logger = logging.getLogger("credit_risk")
+PUBLIC_BACKSTOP_S = 1.0  # BentoML's timeout past the door's, when BentoML stands in front
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,9 @@ def create_service(settings: ServiceSettings) -> Services:
     front_door = build_front_door(settings)
     worker_app = build_worker_app(front_door, settings, inside_bentoml_chain=not private)
     model = _model_service(settings)
-    service = _api_service(settings, front_door, worker_app, model)
+    service = _api_service(
+        settings, front_door, worker_app, model, bentoml_traffic(settings, private)
+    )
     if private:
         bentoml_fixes.serve_behind(service, worker_app.wrap)
     else:
@@ -133,8 +136,27 @@ def _model_service(settings: ServiceSettings) -> Any:
     )(CreditRiskModel)
 
 
+def bentoml_traffic(settings: ServiceSettings, door_in_front: bool) -> dict[str, float | int]:
+    """BentoML's `traffic` for the API service. The door enforces the timeout and the
+    concurrency limit on its routes, in the one error shape; BentoML's middleware enforces them
+    on the rest (Swagger pages, probes, /metrics). Without the private hooks BentoML's
+    middleware also stands in front of the door, so its limits are set one step looser there:
+    the door, inside, answers first, in its shape (a second later; one request more per
+    worker), and BentoML's stay as a backstop."""
+    if door_in_front:
+        return {"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency}
+    return {
+        "timeout": settings.request_timeout_s + PUBLIC_BACKSTOP_S,
+        "max_concurrency": settings.max_concurrency + settings.workers,
+    }
+
+
 def _api_service(
-    settings: ServiceSettings, front_door: FrontDoor, worker_app: WorkerApp, model: Any
+    settings: ServiceSettings,
+    front_door: FrontDoor,
+    worker_app: WorkerApp,
+    model: Any,
+    traffic: dict[str, float | int],
 ) -> Any:
     class CreditRiskService:
         """Credit decisions: APPROVED / MAYBE / DECLINED with the probability of default."""
@@ -210,10 +232,7 @@ def _api_service(
     return bentoml.service(
         name="credit_risk",
         workers=settings.workers,
-        traffic={
-            "timeout": settings.request_timeout_s,
-            "max_concurrency": settings.max_concurrency,
-        },
+        traffic=traffic,
         logging={"access": {"enabled": settings.access_log}},
         tracing={"excluded_urls": settings.tracing_excluded_urls},
     )(CreditRiskService)
