@@ -46,7 +46,8 @@ alternating rounds in one run; bench/results/private_hooks.json):
   (public `observe` + `inc` in multiprocess mode 8.3 us, buffered 0.15 us; median of 7 rounds,
   load 5-7), about 8% of a worker's time per request at 10k req/s. Upstream: a public bulk
   `observe(value, count)` or a multiprocess value that batches its mmap writes.
-- ONNX Runtime's `_sess.run` (runners/onnx_runner.py, onnxruntime pinned exactly): 5.0 us of a
+- ONNX Runtime's `_sess.run` (runners/onnx_runner.py, onnxruntime pinned exactly; the public
+  `run` on any other version, e.g. the GPU image's onnxruntime-gpu): 5.0 us of a
   22.7 us one-row call, 4.3 us of a 312 us 64-row call (same run), paid once per merged model
   call. Upstream: a `run` without the per-call name and option checks (or `run_with_ortvalues`
   taking numpy arrays).
