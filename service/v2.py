@@ -88,15 +88,24 @@ class InferAnswer:
 class OpenInferenceProtocol:
     def __init__(self, scorer: CreditScorer, package_version: str) -> None:
         self.scorer = scorer
-        self.version = scorer.model_tag.split(":", 1)[-1]
         self._server = orjson.dumps(
             {"name": SERVER_NAME, "version": package_version, "extensions": [BINARY_EXTENSION]}
         )
+        self._model = (self.version, self._model_metadata(self.version))
+
+    @property
+    def version(self) -> str:
+        """The served version: the champion's tag's version (it changes when the models file
+        promotes another model)."""
+        return self.scorer.model_tag.split(":", 1)[-1]
+
+    @staticmethod
+    def _model_metadata(version: str) -> bytes:
         tensor = [-1]
-        self._model = orjson.dumps(
+        return orjson.dumps(
             {
                 "name": MODEL_NAME,
-                "versions": [self.version],
+                "versions": [version],
                 "platform": "onnxruntime_onnx",
                 "inputs": [
                     {"name": name, "datatype": "FP64" if name in NUMERIC_FIELDS else BYTES,
@@ -115,7 +124,10 @@ class OpenInferenceProtocol:
         return self._server
 
     def model_metadata(self) -> bytes:
-        return self._model
+        version = self.version
+        if self._model[0] != version:
+            self._model = (version, self._model_metadata(version))
+        return self._model[1]
 
     def model_ready(self, ready: bool) -> bytes:
         return orjson.dumps({"name": MODEL_NAME, "ready": ready})
@@ -126,20 +138,23 @@ class OpenInferenceProtocol:
         request = _parse(header)
         if request.model_name not in (None, MODEL_NAME):
             raise _problem("model_name", f"this is model {MODEL_NAME}, not {request.model_name!r}")
-        if request.model_version not in (None, self.version):
+        version = self.version
+        if request.model_version not in (None, version):
             raise _problem(
-                "model_version",
-                f"the served version is {self.version}, not {request.model_version!r}",
+                "model_version", f"the served version is {version}, not {request.model_version!r}"
             )
         per_row = _per_row(request)
         tensors = _tensor_values(request.inputs, binary, header)
         columns = _read(
             tensors, self.scorer.limits.max_bulk_rows, b"true" in header or b"false" in header
         )
+        model = self.scorer.model_tag
         scores = await self.scorer.score_bulk(columns, per_row=per_row, batched=True)
-        return self._answer(request, scores)
+        return self._answer(request, scores, model)
 
-    def _answer(self, request: InferenceRequest, scores: BulkScores) -> InferAnswer:
+    def _answer(self, request: InferenceRequest, scores: BulkScores, model: str) -> InferAnswer:
+        """`model`: the champion's tag when the request came (a switch during it changes
+        nothing for it: it finishes on the models it started with)."""
         wanted = _wanted_outputs(request, scores.per_row)
         binary_default = bool((request.parameters or {}).get("binary_data_output", False))
         probabilities = scores.probabilities
@@ -164,8 +179,8 @@ class OpenInferenceProtocol:
             outputs.append(entry)
         answer: dict[str, Any] = {
             "model_name": MODEL_NAME,
-            "model_version": self.version,
-            "parameters": {"model": self.scorer.model_tag},
+            "model_version": model.split(":", 1)[-1],
+            "parameters": {"model": model},
             "outputs": outputs,
         }
         if request.id is not None:

@@ -650,7 +650,7 @@ class WorkerApp:
             open_paths=open_paths,
         )
         if self.api_keys is not None and bentoml_metrics:
-            self.api_keys.count_clients(worker.metrics, frozenset(self.door.routes.routes))
+            self.api_keys.count_clients(worker.metrics, frozenset(self.door.routes.current()))
 
 
 def build_worker_app(

@@ -79,11 +79,25 @@ class RouteTable:
     # Paths under a prefix that match no route get that prefix's route (a 404 in the route's
     # own error shape), counted in the metrics under the prefix, never per unknown path.
     fallbacks: dict[str, Route] = field(default_factory=dict)
+    # Paths with the served model's V2 version in them, (before, after) the version: they
+    # follow the models file's switches (only the version served now matches).
+    versioned: dict[tuple[str, str], Route] = field(default_factory=dict)
+    version: Callable[[], str] = lambda: ""
+
+    def current(self) -> dict[str, Route]:
+        """Every route by its path now (the versioned ones at the version served now)."""
+        version = self.version()
+        return self.routes | {f"{b}{version}{a}": route for (b, a), route in self.versioned.items()}
 
     def find(self, path: str) -> tuple[str, Route] | None:
         route = self.routes.get(path)
         if route is not None:
             return path, route
+        if self.versioned:
+            version = self.version()
+            for (before, after), route in self.versioned.items():
+                if path == f"{before}{version}{after}":
+                    return path, route
         for prefix, fallback in self.fallbacks.items():
             if path.startswith(prefix):
                 return prefix + "*", fallback
@@ -96,10 +110,11 @@ def route_table(
     queues: Mapping[str, RefusalReason | None],
 ) -> RouteTable:
     """The front door's routes: every registry endpoint the door answers (BentoML's app answers
-    those without a handler), its path with the served model's version, its handler bound to
+    those without a handler), its path (with the version served at the time), its handler bound to
     `context`, and the bound of the batcher queue (`queues[endpoint.queue]`) it joins."""
     routes: dict[str, Route] = {}
     fallbacks: dict[str, Route] = {}
+    versioned: dict[tuple[str, str], Route] = {}
     for endpoint in endpoints:
         if endpoint.handler is None:
             continue
@@ -110,12 +125,15 @@ def route_table(
             bulk=endpoint.bulk,
             refusal_reason=queues.get(endpoint.queue) if endpoint.queue is not None else None,
         )
-        path = endpoint.path.replace(MODEL_VERSION, context.v2.version)
-        if endpoint.fallback:
+        path = endpoint.path
+        if MODEL_VERSION in path:
+            before, _, after = path.partition(MODEL_VERSION)
+            versioned[before, after] = route
+        elif endpoint.fallback:
             fallbacks[path] = route
         else:
             routes[path] = route
-    return RouteTable(routes, fallbacks)
+    return RouteTable(routes, fallbacks, versioned, lambda: context.v2.version)
 
 
 def refuse(status: int, location: str, message: str) -> RequestError:
