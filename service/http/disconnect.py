@@ -16,7 +16,7 @@ T = TypeVar("T")
 WATCH_AFTER_S = 0.005  # a request pending this long (up to twice) gets its connection watched
 
 
-class _Watched:
+class Watched:
     """One request's scoring task and its `receive`; once its body has been read, the only
     message that can come is http.disconnect, which cancels the task."""
 
@@ -53,19 +53,18 @@ class DisconnectWatch:
     without it).
 
     Watching a connection takes a task awaiting the ASGI `receive()`, ~10 µs: more than the
-    model call for one applicant, so it is spent only on requests that keep waiting. A request
-    answered within its first loop tick (the batcher's direct path) pays for one cancelled loop
-    callback; one still pending then joins a list, and a single loop timer, running every
-    `interval_s` while requests wait, starts watchers for those it already saw pending at its
-    previous run. So watching begins after 1-2 intervals of waiting, and a request answered
+    model call for one applicant, so it is spent only on requests that keep waiting. Every
+    request joins a list (an append), and a single loop timer, running every `interval_s` while
+    requests are in progress, starts watchers for those it already saw pending at its previous
+    run. So watching begins after 1-2 intervals of waiting, and a request answered
     sooner (nearly all of them, merged or not) never pays for it
     (tests/reliability/test_disconnect.py measures the cost per request).
     """
 
     def __init__(self, interval_s: float = WATCH_AFTER_S) -> None:
         self.interval_s = interval_s
-        self._new: list[_Watched] = []  # pending for a tick, registered since the last sweep
-        self._aged: list[_Watched] = []  # pending at the last sweep
+        self._new: list[Watched] = []  # registered since the last sweep
+        self._aged: list[Watched] = []  # pending at the last sweep
         self._sweep: asyncio.TimerHandle | None = None
         self._sweep_loop: asyncio.AbstractEventLoop | None = None
 
@@ -73,9 +72,7 @@ class DisconnectWatch:
         """The result of `work`; raises ClientGone if the client disconnected first."""
         task = asyncio.current_task()
         assert task is not None
-        watched = _Watched(task, receive)
-        loop = asyncio.get_running_loop()
-        register = loop.call_soon(self._register, watched, loop)
+        watched = self.watch(task, receive, asyncio.get_running_loop())
         try:
             return await work
         except asyncio.CancelledError:
@@ -84,16 +81,24 @@ class DisconnectWatch:
                 raise ClientGone from None
             raise
         finally:
-            register.cancel()
             watched.stop()
 
-    def _register(self, watched: _Watched, loop: asyncio.AbstractEventLoop) -> None:
+    def watch(
+        self, task: asyncio.Task[Any], receive: Receive, loop: asyncio.AbstractEventLoop
+    ) -> Watched:
+        """`guard` in parts, for a caller that awaits its work itself (the front door: no
+        coroutine layer per request): its `stop()` must follow in a `finally`, and a
+        CancelledError in between with `gone` set means ClientGone (`task.uncancel()` first)."""
         if self._sweep_loop is not loop:  # a new event loop (tests): forget the old loop's work
             self._new, self._aged, self._sweep = [], [], None
             self._sweep_loop = loop
+        watched = Watched(task, receive)
+        # Registered at once (a list append); a request answered before the next sweep is
+        # dropped from the list there, never watched.
         self._new.append(watched)
         if self._sweep is None:
             self._sweep = loop.call_later(self.interval_s, self._run_sweep, loop)
+        return watched
 
     def _run_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         for watched in self._aged:

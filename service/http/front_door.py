@@ -15,7 +15,9 @@ error, or 499 with no body when its client has gone) and one metrics observation
 """
 
 import time
+from asyncio import CancelledError, Task, current_task, get_running_loop
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -112,11 +114,24 @@ class FrontDoor:
         tracing = self.tracing
         traced = tracing.start(scope, path) if tracing is not None else None
         concurrency = self.concurrency
+        deadlines = self.deadlines
+        # The deadline and the disconnect watch are kept here, around the one await of the
+        # request's work, not as coroutine layers of their own (each layer costs every request
+        # a coroutine and a frame on every resumption).
+        task = current_task()
+        assert task is not None
         try:
             concurrency.enter()
+            deadlines.enter(task, get_running_loop())
             try:
-                body, headers = await self.deadlines.run(self._answer(route, scope, receive))
+                body, headers = await self._answer(route, scope, receive, task)
+            except CancelledError:
+                timeout = deadlines.timeout_error(task)
+                if timeout is None:
+                    raise  # cancelled for another reason (the server stopping)
+                raise timeout from None
             finally:
+                deadlines.leave(task)
                 concurrency.leave()
             status = 200
         except ClientGone:
@@ -140,7 +155,7 @@ class FrontDoor:
             tracing.end(traced, status)  # type: ignore[union-attr]
 
     async def _answer(
-        self, route: Route, scope: Scope, receive: Receive
+        self, route: Route, scope: Scope, receive: Receive, task: Task[Any]
     ) -> tuple[bytes, list[Header]]:
         method = scope["method"]
         if method not in route.methods:
@@ -156,7 +171,18 @@ class FrontDoor:
             return await self._bulk(route, scope, receive, (media, declared, accept))
         body = await read_body(receive, declared, self.limits.max_body_bytes)
         call = Call(body, media, accept, scope["query_string"], scope["headers"])
-        return _content(await self.disconnects.guard(route.handler(call), receive))
+        # DisconnectWatch.guard, inline (see _serve).
+        watched = self.disconnects.watch(task, receive, get_running_loop())
+        try:
+            answer = await route.handler(call)
+        except CancelledError:
+            if watched.gone:
+                task.uncancel()
+                raise ClientGone from None
+            raise
+        finally:
+            watched.stop()
+        return _content(answer)
 
     async def _bulk(
         self, route: Route, scope: Scope, receive: Receive, head: tuple[str, int | None, str]

@@ -38,21 +38,39 @@ class RequestDeadlines:
         """The result of `work`; raises a 504 RequestError once the deadline has passed."""
         task = asyncio.current_task()
         assert task is not None
-        loop = asyncio.get_running_loop()
+        self.enter(task, asyncio.get_running_loop())
+        try:
+            return await work
+        except asyncio.CancelledError:
+            error = self.timeout_error(task)
+            if error is None:
+                raise  # cancelled for another reason (the server stopping)
+            raise error from None
+        finally:
+            self.leave(task)
+
+    # The same in three calls, for a caller that awaits its work itself (the front door: no
+    # coroutine layer per request). enter, then leave in a `finally`; a CancelledError in
+    # between goes through `timeout_error`.
+    def enter(self, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> None:
+        """Start `task`'s clock (`loop`: the running loop)."""
         if loop is not self._loop:  # a new event loop (tests): forget the old loop's requests
             self._deadlines, self._expired, self._sweep, self._loop = {}, set(), None, loop
         self._deadlines[task] = loop.time() + self.timeout_s
         if self._sweep is None:
             self._sweep = loop.call_later(self.tick_s, self._run_sweep, loop)
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if task not in self._expired:
-                raise  # cancelled for another reason (the server stopping)
-            task.uncancel()
-            raise timed_out(self.timeout_s) from None
-        finally:
-            del self._deadlines[task]
+
+    def timeout_error(self, task: asyncio.Task[Any]) -> RequestError | None:
+        """For a CancelledError in `task`: the 504 to raise when the sweep cancelled it (the
+        cancellation is then taken back), else None (cancelled for another reason)."""
+        if task not in self._expired:
+            return None
+        task.uncancel()
+        return timed_out(self.timeout_s)
+
+    def leave(self, task: asyncio.Task[Any]) -> None:
+        del self._deadlines[task]
+        if self._expired:
             self._expired.discard(task)
 
     def _run_sweep(self, loop: asyncio.AbstractEventLoop) -> None:
