@@ -68,7 +68,7 @@ class FeatureEncoder:
         """One applicant as a (1, n_features) matrix; the hot path for single requests: the
         values go into a Python list (item writes into a NumPy array cost ~10x more), then one
         conversion."""
-        values = [0.0] * self.n_features
+        values = [0.0] * len(self.feature_names)
         for name, column in self.numeric_columns.items():
             values[column] = row[name]
         for name, lookup in self.category_columns.items():

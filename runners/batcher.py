@@ -44,7 +44,7 @@ class BatchRecord:
     direct: bool = False  # the light-load path: one request, never queued
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     rows: FeatureMatrix
     future: asyncio.Future[Probabilities]

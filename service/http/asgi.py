@@ -26,7 +26,7 @@ async def respond(send: Send, status: int, body: bytes, headers: list[Header]) -
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            "headers": [*headers, (b"content-length", b"%d" % len(body))],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -209,5 +209,11 @@ class FrontDoor:
             self.bulk_bytes_in_flight -= size
 
 
+JSON_TYPE: Header = (b"content-type", JSON.encode())
+
+
 def _content(answer: Answer) -> tuple[bytes, list[Header]]:
-    return answer.body, [(b"content-type", answer.media_type.encode()), *answer.headers]
+    body, media_type, headers = answer
+    if media_type == JSON and not headers:  # nearly every answer
+        return body, [JSON_TYPE]
+    return body, [(b"content-type", media_type.encode()), *headers]

@@ -5,9 +5,9 @@ Handlers (service/http/handlers.py) get the worker's `RouteContext` and the pars
 """
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from service.errors import RequestError
 from service.http import media
@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 MODEL_VERSION = "{model_version}"  # the one path parameter: the served model's V2 version
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+# Call and Answer are made for every request: named tuples (immutable, and made in a third of
+# the time a frozen dataclass's __init__ takes).
+class Call(NamedTuple):
     body: bytes
     media_type: str  # the body's content type, without parameters
     accept: str  # the Accept header ("" when absent)
     query: bytes  # the raw query string
-    headers: list[Header] = field(default_factory=list)  # the raw request headers
+    headers: Sequence[Header] = ()  # the raw request headers
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.headers:
@@ -36,8 +37,7 @@ class Call:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     body: bytes
     media_type: str = media.JSON
     headers: tuple[Header, ...] = ()
