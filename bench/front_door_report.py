@@ -3,6 +3,7 @@
 each against issue 9's targets."""
 
 import json
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,39 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
 
 def _yes(met: bool) -> str:
     return "yes" if met else "**NO**"
+
+
+def _rounds(limit: dict[str, Any]) -> list[str]:
+    """Each server's rate and p99 against the no-op app's in the same round, per round and
+    their median, against issue 27's targets (rate at least 0.65, p99 at most 1.5x)."""
+    noop = limit["noop-asgi"]["rounds"]
+    header = ["server", *(f"round {i}" for i in range(1, len(noop) + 1)), "median"]
+    rows = []
+    for name, entry in limit.items():
+        if name == "noop-asgi":
+            continue
+        rates = [r["rps"] / n["rps"] for r, n in zip(entry["rounds"], noop, strict=True)]
+        p99s = [r["p99_ms"] / n["p99_ms"] for r, n in zip(entry["rounds"], noop, strict=True)]
+        rows.append(
+            [
+                f"`{name}` rate / no-op",
+                *(f"{x:.2f}" for x in rates),
+                f"**{statistics.median(rates):.2f}**",
+            ]
+        )
+        rows.append(
+            [
+                f"`{name}` p99 / no-op",
+                *(f"{x:.2f}" for x in p99s),
+                f"**{statistics.median(p99s):.2f}**",
+            ]
+        )
+    return [
+        "Per round, against the no-op app in the same round (issue 27's targets: rate at least "
+        "0.65, p99 at most 1.5x, medians of the rounds):",
+        "",
+        *_table(header, rows),
+    ]  # fmt: skip
 
 
 def markdown(path: Path = RESULTS) -> list[str]:
@@ -42,6 +76,7 @@ def markdown(path: Path = RESULTS) -> list[str]:
         for name, entry in limit.items()
     ]  # fmt: skip
     lines += _table(["server", "what", "req/s", "p99 ms", "vs no-op"], rows)
+    lines += ["", *_rounds(limit)]
     runs = data["overload"]
     over = runs["ours"]
     probe, wrk = over["probe"], over["wrk"]
