@@ -40,6 +40,14 @@ class Watched:
             self.gone = True
             self.task.cancel()
 
+    def gone_error(self) -> ClientGone | None:
+        """For a CancelledError in the task: ClientGone when the disconnect cancelled it (the
+        cancellation is then taken back), else None (cancelled for another reason)."""
+        if not self.gone:
+            return None
+        self.task.uncancel()
+        return ClientGone()
+
     def stop(self) -> None:
         self.stopped = True
         if self.watcher is not None:
@@ -76,10 +84,10 @@ class DisconnectWatch:
         try:
             return await work
         except asyncio.CancelledError:
-            if watched.gone:
-                task.uncancel()
-                raise ClientGone from None
-            raise
+            gone = watched.gone_error()
+            if gone is None:
+                raise
+            raise gone from None
         finally:
             watched.stop()
 
@@ -88,7 +96,7 @@ class DisconnectWatch:
     ) -> Watched:
         """`guard` in parts, for a caller that awaits its work itself (the front door: no
         coroutine layer per request): its `stop()` must follow in a `finally`, and a
-        CancelledError in between with `gone` set means ClientGone (`task.uncancel()` first)."""
+        CancelledError in between goes through its `gone_error()`."""
         if self._sweep_loop is not loop:  # a new event loop (tests): forget the old loop's work
             self._new, self._aged, self._sweep = [], [], None
             self._sweep_loop = loop

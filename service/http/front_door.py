@@ -176,10 +176,10 @@ class FrontDoor:
         try:
             answer = await route.handler(call)
         except CancelledError:
-            if watched.gone:
-                task.uncancel()
-                raise ClientGone from None
-            raise
+            gone = watched.gone_error()
+            if gone is None:
+                raise
+            raise gone from None
         finally:
             watched.stop()
         return _content(answer)
