@@ -149,11 +149,14 @@ class ServedModels:
         return self.challenger if self.shadow else None
 
     def canary_rows(self, features: FeatureMatrix) -> npt.NDArray[np.bool_] | None:
-        """The rows the challenger answers; None when the champion answers them all."""
-        if self.challenger is None or self.canary_fraction <= 0.0 or len(features) == 0:
+        """The rows the challenger answers (`route` as a mask); None when the champion answers
+        them all."""
+        route = self.route(features)
+        if route is self.champion:
             return None
-        rows = canary_rows(features, self.canary_fraction)
-        return rows if rows.any() else None
+        if isinstance(route, ServedModel):  # the challenger answers every row
+            return np.ones(len(features), dtype=np.bool_)
+        return route
 
     def route(self, features: FeatureMatrix) -> "ServedModel | npt.NDArray[np.bool_]":
         """The model that answers every row, or (rows split) the rows the challenger answers.
