@@ -2,7 +2,7 @@
 
 Runs on the writer thread, never on the request path. One applicant per request (the
 /classify route) is the common case, thousands a second: such a decision is enqueued as its plain
-values (`single_row`), appended to one flat list shared by all of them, and each column is
+values (`append_single`), appended to one flat list shared by all of them, and each column is
 one slice of that list (`flat[k::width]`), converted to Arrow once: never one Python or
 Arrow object per request. Larger requests come as DecisionBatch objects.
 
@@ -111,7 +111,7 @@ def single_batch(row: Sequence[Any]) -> DecisionBatch:
 
 
 def assemble_rows(flat: list[Any], reasons: ReasonCodes | None) -> pa.Table:
-    """One table (schema.SCHEMA) holding the decisions whose `single_row` values follow one
+    """One table (schema.SCHEMA) holding the decisions whose `append_single` values follow one
     another in `flat`, in order."""
     n, rest = divmod(len(flat), ROW_WIDTH)
     if rest:
