@@ -105,17 +105,24 @@ class DecisionRecorder:
         if n == 0:
             return
         with self._lock:
-            if self._closed:
-                self.stats.dropped += n
-                logger.error("decision records: %d records after close, dropped", n)
-                return
-            if self.stats.pending + n > self.max_pending_rows and self.spool_full == "drop":
-                self.stats.dropped += n
-                return
-            self.stats.pending += n
-            if self._oldest is None:
-                self._oldest = batch.decided_at
-            self._queue.append(batch)
+            if self._admit(n, batch.decided_at):
+                self._queue.append(batch)
+
+    def _admit(self, n: int, decided_at: float) -> bool:
+        """Under `_lock`: whether `n` records decided at `decided_at` join the queue (counted
+        pending), or are dropped (counted) after close or past the pending bound with the
+        `drop` policy."""
+        if self._closed:
+            self.stats.dropped += n
+            logger.error("decision records: %d records after close, dropped", n)
+            return False
+        if self.stats.pending + n > self.max_pending_rows and self.spool_full == "drop":
+            self.stats.dropped += n
+            return False
+        self.stats.pending += n
+        if self._oldest is None:
+            self._oldest = decided_at
+        return True
 
     def record_one(
         self,
@@ -149,16 +156,8 @@ class DecisionRecorder:
             )
             return
         with self._lock:
-            if self._closed:
-                self.stats.dropped += 1
-                logger.error("decision records: 1 record after close, dropped")
+            if not self._admit(1, decided_at):
                 return
-            if self.stats.pending >= self.max_pending_rows and self.spool_full == "drop":
-                self.stats.dropped += 1
-                return
-            self.stats.pending += 1
-            if self._oldest is None:
-                self._oldest = decided_at
             append_single(
                 self._rows,
                 request_id,
