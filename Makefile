@@ -45,8 +45,11 @@ lint: install
 system-deps:
 	bash scripts/system-deps.sh
 
+# Two xdist workers, a test file on one worker (a file's servers are shared by its tests), the
+# longest files first (tests/conftest.py, LONGEST_FIRST). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: system-deps lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: install
 	$(VENV)/bin/pytest bench/ --benchmark-only
