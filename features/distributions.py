@@ -17,11 +17,13 @@ features.schema.categories, zero-share ones included. Shares sum to 1.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+
+if TYPE_CHECKING:  # only the export passes DataFrames: a serving process never imports pandas
+    import pandas as pd
 
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS, categories
 
@@ -76,7 +78,7 @@ def numeric_distribution(values: npt.NDArray[Any]) -> NumericDistribution:
     )
 
 
-def categorical_distribution(field: str, values: pd.Series) -> CategoricalDistribution:
+def categorical_distribution(field: str, values: "pd.Series[Any]") -> CategoricalDistribution:
     names = categories(field)
     unknown = sorted(set(values.astype(str)) - set(names))
     if unknown:
@@ -85,7 +87,7 @@ def categorical_distribution(field: str, values: pd.Series) -> CategoricalDistri
     return CategoricalDistribution(categories=names, shares=counts / len(values))
 
 
-def compute_distributions(training: pd.DataFrame) -> dict[str, FieldDistribution]:
+def compute_distributions(training: "pd.DataFrame") -> dict[str, FieldDistribution]:
     """One distribution per form field, from the training rows (the form's raw fields)."""
     if len(training) == 0:
         raise ValueError("no training rows to compute field distributions from")
