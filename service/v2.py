@@ -85,6 +85,11 @@ class InferAnswer:
     json_length: int | None  # the binary extension: the JSON header's length in `body`
 
 
+def _version_of(tag: str) -> str:
+    """A model tag's version (`name:version`): the V2 protocol's model version."""
+    return tag.split(":", 1)[-1]
+
+
 class OpenInferenceProtocol:
     def __init__(self, scorer: CreditScorer, package_version: str) -> None:
         self.scorer = scorer
@@ -97,7 +102,7 @@ class OpenInferenceProtocol:
     def version(self) -> str:
         """The served version: the champion's tag's version (it changes when the models file
         promotes another model)."""
-        return self.scorer.model_tag.split(":", 1)[-1]
+        return _version_of(self.scorer.model_tag)
 
     @staticmethod
     def _model_metadata(version: str) -> bytes:
@@ -179,7 +184,7 @@ class OpenInferenceProtocol:
             outputs.append(entry)
         answer: dict[str, Any] = {
             "model_name": MODEL_NAME,
-            "model_version": model.split(":", 1)[-1],
+            "model_version": _version_of(model),
             "parameters": {"model": model},
             "outputs": outputs,
         }
