@@ -8,10 +8,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from features.encoder import CategoryCodes
 from features.schema import NUMERIC_FIELDS, categories
+from service.records import parquet_sink
 from service.records.assemble import assemble
 from service.records.parquet_sink import ParquetSink
 from service.records.recorder import DecisionRecorder
@@ -151,6 +153,30 @@ def test_a_crashed_writers_journal_is_converted_once(tmp_path: Path) -> None:
     ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)
     assert not journals[0].exists()
     assert ds.dataset(tmp_path, format="parquet").count_rows() == 5
+
+
+def test_a_journal_converts_a_row_group_at_a_time_up_to_a_torn_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Conversion streams: row groups of at least ROW_GROUP_ROWS rows, every complete batch in
+    order, and a batch cut short by a crash left out."""
+    monkeypatch.setattr(parquet_sink, "ROW_GROUP_ROWS", 5)
+    clock = ManualClock()
+    sink = ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)
+    for i in range(7):
+        sink.write(assemble([make_batch(f"b{i}", n=2, seed=i)], None))
+    assert sink._journal is not None
+    journal = sink._journal.path
+    sink._journal.close()
+    sink._journal = None
+    with open(journal, "r+b") as handle:  # the last batch, torn
+        handle.truncate(os.path.getsize(journal) - 100)
+    ParquetSink(tmp_path, rotate_bytes=1 << 30, rotate_s=3600, clock=clock)
+    (converted,) = parquet_files(tmp_path)
+    metadata = pq.ParquetFile(converted).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [6, 6]
+    ids = ds.dataset(converted).to_table().column("request_id").to_pylist()
+    assert ids == [f"b{i}" for i in range(6) for _ in range(2)]
 
 
 def test_a_live_writers_journal_is_left_alone(tmp_path: Path) -> None:
