@@ -62,6 +62,27 @@ def test_light_load_dispatches_at_once() -> None:
     assert worst < 0.5  # generous: only guards against a fixed wait being added
 
 
+def test_under_load_the_first_request_of_a_tick_queues_too() -> None:
+    """Once a flush merged requests, every request queues (no direct call a tick) until a flush
+    finds a lone request; then requests run at once again."""
+    model = CountingModel()
+    batcher, records = _batcher(model)
+
+    async def main() -> None:
+        def one() -> "asyncio.Future[np.ndarray]":
+            return asyncio.ensure_future(batcher.predict(np.ones((1, 4), dtype=np.float32)))
+
+        await asyncio.gather(one(), one(), one())  # the first direct, two merged
+        await asyncio.gather(*(one() for _ in range(4)))  # load: all four merged
+        await one()  # queued (the last flush merged), and found alone
+        await one()  # light load: direct again
+        await batcher.close()
+
+    asyncio.run(main())
+    assert model.calls == [1, 2, 4, 1, 1]
+    assert [r.direct for r in records] == [True, False, False, False, True]
+
+
 def test_full_queue_refuses_with_overloaded_error() -> None:
     model = CountingModel()
     batcher, _ = _batcher(model, max_queue_rows=8)
