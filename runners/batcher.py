@@ -48,10 +48,14 @@ class BatchRecord:
     direct: bool = False  # the light-load path: one request, never queued
 
 
+Model = Callable[[FeatureMatrix], Probabilities]
+
+
 @dataclass(slots=True)
 class _Pending:
     rows: FeatureMatrix
     future: asyncio.Future[Probabilities]
+    model: Model | None = None  # None: the batcher's own
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -61,7 +65,7 @@ BatchObserver = Callable[[BatchRecord], None]
 class AdaptiveBatcher:
     def __init__(
         self,
-        predict: Callable[[FeatureMatrix], Probabilities],
+        predict: Model,
         *,
         max_batch_rows: int,
         max_queue_rows: int,
@@ -105,25 +109,29 @@ class AdaptiveBatcher:
     def _full_message(self) -> str:
         return f"batch queue full ({self._queued_rows} rows queued, limit {self.max_queue_rows})"
 
-    async def predict(self, rows: FeatureMatrix) -> Probabilities:
-        """P(default) for exactly these rows, possibly computed in a merged batch."""
+    async def predict(self, rows: FeatureMatrix, model: Model | None = None) -> Probabilities:
+        """P(default) for exactly these rows, possibly computed in a merged batch; by `model`
+        when given (a canary's challenger: its rows share the queue, the flush and the limits
+        with the batcher's own, and a flush makes one call per model), else by the batcher's."""
         if self._queued_rows + len(rows) > self.max_queue_rows:
             raise OverloadedError(self._full_message())
         loop = asyncio.get_running_loop()
         if self._executor is None and not (self._tick_taken or self._merging or self._queue):
-            return self._predict_now(loop, rows)
-        pending = _Pending(rows, loop.create_future())
+            return self._predict_now(loop, rows, model or self._predict)
+        pending = _Pending(rows, loop.create_future(), model)
         self._queue.append(pending)
         self._queued_rows += len(rows)
         self._schedule_flush(loop)
         return await pending.future
 
-    def _predict_now(self, loop: asyncio.AbstractEventLoop, rows: FeatureMatrix) -> Probabilities:
+    def _predict_now(
+        self, loop: asyncio.AbstractEventLoop, rows: FeatureMatrix, model: Model
+    ) -> Probabilities:
         """The light-load path: no future, no queue; later requests of this tick will merge."""
         self._tick_taken = True
         loop.call_soon(self._end_tick)
         started = time.perf_counter()
-        probabilities = self._predict(rows)
+        probabilities = model(rows)
         self._observe(BatchRecord(1, len(rows), 0.0, time.perf_counter() - started, direct=True))
         return probabilities
 
@@ -180,23 +188,38 @@ class AdaptiveBatcher:
             if not batch:
                 break
             flushed += len(batch)
-            features = _features(batch)
             started = time.perf_counter()
             try:
-                probabilities = self._predict(features)
+                probabilities = self._call(batch)
             except Exception as error:
                 _fail(batch, error)
             else:
                 self._deliver(batch, probabilities, started)
         self._merging = flushed > 1
 
+    def _call(self, batch: list[_Pending]) -> Probabilities:
+        """The batch's probabilities in its order: one call of the batcher's model, and one
+        more for each other model a request of the batch named."""
+        if all(pending.model is None for pending in batch):
+            return self._predict(_features(batch))
+        groups: dict[Model | None, list[_Pending]] = {}
+        for pending in batch:
+            groups.setdefault(pending.model, []).append(pending)
+        results: dict[int, Probabilities] = {}  # by id(pending): its rows' probabilities
+        for model, group in groups.items():
+            probabilities = (model or self._predict)(_features(group))
+            offset = 0
+            for pending in group:
+                results[id(pending)] = probabilities[offset : offset + len(pending.rows)]
+                offset += len(pending.rows)
+        return np.concatenate([results[id(pending)] for pending in batch])
+
     def _start_offloaded(
         self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: list[_Pending]
     ) -> None:
-        features = _features(batch)
         started = time.perf_counter()
         self._model_busy = True
-        running = executor.submit(self._predict, features)
+        running = executor.submit(self._call, batch)
         running.add_done_callback(
             lambda done: loop.call_soon_threadsafe(self._finish, loop, batch, started, done)
         )

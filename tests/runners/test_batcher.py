@@ -83,6 +83,37 @@ def test_under_load_the_first_request_of_a_tick_queues_too() -> None:
     assert [r.direct for r in records] == [True, False, False, False, True]
 
 
+@pytest.mark.parametrize("offload", [False, True])
+def test_rows_for_another_model_share_the_flush_with_one_call_per_model(offload: bool) -> None:
+    """A canary's challenger rows ride the champion's batcher: merged with its rows, scored
+    by their own model in one call, each request answered in order by the model it named."""
+    champion = CountingModel()
+    challenger = CountingModel()
+
+    def negated(features: np.ndarray) -> np.ndarray:
+        return -challenger(features)
+
+    batcher, _ = _batcher(champion, offload_to_thread=offload)
+
+    async def main() -> list[np.ndarray]:
+        rows = [np.full((1 + i % 2, 4), i, dtype=np.float32) for i in range(12)]
+        models = [negated if i % 3 == 0 else None for i in range(12)]
+        results = await asyncio.gather(
+            *(batcher.predict(r, model=m) for r, m in zip(rows, models, strict=True))
+        )
+        await batcher.close()
+        for i, out in enumerate(results):
+            sign = -1 if i % 3 == 0 else 1
+            np.testing.assert_array_equal(out, np.full(1 + i % 2, sign * 4 * i, np.float32))
+        return results
+
+    asyncio.run(main())
+    challenger_rows = sum(1 + i % 2 for i in range(12) if i % 3 == 0)
+    assert sum(challenger.calls) == challenger_rows
+    assert sum(champion.calls) == sum(1 + i % 2 for i in range(12)) - challenger_rows
+    assert len(challenger.calls) < 4  # merged, not one call per request
+
+
 def test_full_queue_refuses_with_overloaded_error() -> None:
     model = CountingModel()
     batcher, _ = _batcher(model, max_queue_rows=8)
