@@ -6,8 +6,8 @@ the loop had several requests ready at once) queues as a row block with a future
 scheduled for the next tick, sends everything queued in merged calls of up to `max_batch_rows`.
 Once a flush merged two or more requests, the load is high and every request queues, the first
 of a tick included, until a flush finds a lone request again: under load a direct call is one
-more model call a tick for one request, and skipping it raised /classify throughput by 12% at
-64 connections (bench/REPORT_NOTES.md, the direct path).
+more model call a tick for one request; skipping it raised /classify throughput 1.14x at 64
+connections from two wrk threads, and left it as it was from one (bench/REPORT_NOTES.md).
 With `offload_to_thread` the model runs in a worker thread and everything that queues while it
 is busy is merged into the next call, started as soon as the last one returns. The queue is
 bounded (rows), `refusal_reason()` lets the HTTP layer refuse before parsing a request, and

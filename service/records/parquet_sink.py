@@ -191,8 +191,8 @@ class ParquetSink:
 
 def _convert(journal: Path) -> None:
     """Journal -> Parquet file, streamed a row group at a time. Reading the journal whole
-    (`read_journal`) and writing one table cost twice the CPU, most of it the kernel's page
-    faults for the copy (bench/REPORT_NOTES.md, rotation)."""
+    (`read_journal`) and writing one table cost twice the CPU, most of it system time
+    (bench/REPORT_NOTES.md, rotation)."""
     target = data_path_of(journal)
     if not target.exists():
         groups = row_groups(journal_batches(journal))
