@@ -66,7 +66,8 @@ def markdown(path: Path = RESULTS) -> list[str]:
         f"`python -m bench.front_door`, commit `{machine.get('commit', '?')}`, "
         f"{machine.get('started_utc', '?')} UTC, load average at start "
         f"{machine.get('load_average_at_start', '?')}; "
-        f"wrk, 1 thread, 64 connections, one applicant per request, {data['seconds']} s per "
+        f"wrk, {data.get('wrk_threads', 1)} thread(s), 64 connections, one applicant per request, "
+        f"{data['seconds']} s per "
         f"run, targets in turn for {len(ours['rounds'])} rounds (median round shown).",
         "",
     ]
