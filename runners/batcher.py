@@ -60,6 +60,9 @@ class _Pending:
 
 
 BatchObserver = Callable[[BatchRecord], None]
+# A model call's requests, with their probabilities or the error the model raised, when the
+# call started and how long it took (perf_counter seconds).
+_Outcome = tuple[list[_Pending], Probabilities | Exception, float, float]
 
 
 class AdaptiveBatcher:
@@ -188,48 +191,50 @@ class AdaptiveBatcher:
             if not batch:
                 break
             flushed += len(batch)
-            started = time.perf_counter()
-            try:
-                probabilities = self._call(batch)
-            except Exception as error:
-                _fail(batch, error)
-            else:
-                self._deliver(batch, probabilities, started)
+            self._settle(self._call(batch))
         self._merging = flushed > 1
 
-    def _call(self, batch: list[_Pending]) -> Probabilities:
-        """The batch's probabilities in its order: one call of the batcher's model, and one
-        more for each other model a request of the batch named."""
+    def _call(self, batch: list[_Pending]) -> list[_Outcome]:
+        """One model call per model the batch's requests named (the batcher's own, and a
+        canary's challenger): each group with its probabilities, or the error its model raised
+        (the other groups are answered all the same), and when its call started."""
         if all(pending.model is None for pending in batch):
-            return self._predict(_features(batch))
-        groups: dict[Model | None, list[_Pending]] = {}
-        for pending in batch:
-            groups.setdefault(pending.model, []).append(pending)
-        results: dict[int, Probabilities] = {}  # by id(pending): its rows' probabilities
+            groups: dict[Model | None, list[_Pending]] = {None: batch}
+        else:
+            groups = {}
+            for pending in batch:
+                groups.setdefault(pending.model, []).append(pending)
+        outcomes: list[_Outcome] = []
         for model, group in groups.items():
-            probabilities = (model or self._predict)(_features(group))
-            offset = 0
-            for pending in group:
-                results[id(pending)] = probabilities[offset : offset + len(pending.rows)]
-                offset += len(pending.rows)
-        return np.concatenate([results[id(pending)] for pending in batch])
+            started = time.perf_counter()
+            try:
+                result: Probabilities | Exception = (model or self._predict)(_features(group))
+            except Exception as error:
+                result = error
+            outcomes.append((group, result, started, time.perf_counter() - started))
+        return outcomes
+
+    def _settle(self, outcomes: list[_Outcome]) -> None:
+        for group, result, started, model_s in outcomes:
+            if isinstance(result, Exception):
+                _fail(group, result)
+            else:
+                self._deliver(group, result, started, model_s)
 
     def _start_offloaded(
         self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: list[_Pending]
     ) -> None:
-        started = time.perf_counter()
         self._model_busy = True
         running = executor.submit(self._call, batch)
         running.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(self._finish, loop, batch, started, done)
+            lambda done: loop.call_soon_threadsafe(self._finish, loop, batch, done)
         )
 
     def _finish(
         self,
         loop: asyncio.AbstractEventLoop,
         batch: list[_Pending],
-        started: float,
-        done: ThreadFuture[Probabilities],
+        done: ThreadFuture[list[_Outcome]],
     ) -> None:
         """Back on the loop after an offloaded call: answer, then start on what queued meanwhile
         at once (a flush on the next tick would wait out a whole loop pass under load)."""
@@ -238,7 +243,7 @@ class AdaptiveBatcher:
         if error is not None:
             _fail(batch, error)
         else:
-            self._deliver(batch, done.result(), started)
+            self._settle(done.result())
         if self._queue:
             self._flush(loop)
 
@@ -247,8 +252,8 @@ class AdaptiveBatcher:
         batch: list[_Pending],
         probabilities: Probabilities,
         started: float,
+        model_s: float,
     ) -> None:
-        finished = time.perf_counter()
         offset = 0
         for pending in batch:
             n = len(pending.rows)
@@ -260,7 +265,7 @@ class AdaptiveBatcher:
                 requests=len(batch),
                 rows=offset,
                 max_queue_wait_s=started - batch[0].enqueued,
-                model_s=finished - started,
+                model_s=model_s,
             ),
         )
 

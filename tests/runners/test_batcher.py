@@ -114,6 +114,32 @@ def test_rows_for_another_model_share_the_flush_with_one_call_per_model(offload:
     assert len(challenger.calls) < 4  # merged, not one call per request
 
 
+@pytest.mark.parametrize("offload", [False, True])
+def test_a_failing_other_model_fails_only_its_own_requests(offload: bool) -> None:
+    champion = CountingModel()
+
+    def broken(features: np.ndarray) -> np.ndarray:
+        raise RuntimeError("challenger down")
+
+    batcher, _ = _batcher(champion, offload_to_thread=offload)
+
+    async def main() -> list[object]:
+        calls = [
+            batcher.predict(np.full((1, 4), i, dtype=np.float32), model=broken if i % 2 else None)
+            for i in range(6)
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        await batcher.close()
+        return results
+
+    results = asyncio.run(main())
+    for i, result in enumerate(results):
+        if i % 2:
+            assert isinstance(result, RuntimeError)
+        else:
+            np.testing.assert_array_equal(result, [4.0 * i])
+
+
 def test_full_queue_refuses_with_overloaded_error() -> None:
     model = CountingModel()
     batcher, _ = _batcher(model, max_queue_rows=8)
