@@ -197,7 +197,8 @@ class AdaptiveBatcher:
     def _call(self, batch: list[_Pending]) -> list[_Outcome]:
         """One model call per model the batch's requests named (the batcher's own, and a
         canary's challenger): each group with its probabilities, or the error its model raised
-        (the other groups are answered all the same), and when its call started."""
+        (the other groups are answered all the same), when its call started and how long it
+        took."""
         if all(pending.model is None for pending in batch):
             groups: dict[Model | None, list[_Pending]] = {None: batch}
         else:

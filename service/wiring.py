@@ -200,18 +200,18 @@ class ModelSet:
 
     @property
     def served(self) -> ServedModels:
-        challenger = self.challenger.served if self.challenger is not None else None
+        engines = self.challenger
+        challenger = engines.served if engines is not None else None
         canary = self.spec.canary_fraction if self.spec.mode == "canary" else 0.0
         shadow = challenger is not None and self.spec.mode == "shadow"
         batcher = self.champion.batcher
-        if challenger is not None and canary > 0.0 and batcher is not None:
+        if engines is not None and canary > 0.0 and batcher is not None:
             # The canary's rows ride the champion's batcher (its queue, flushes and limits),
             # scored by the challenger's model: a second batcher would add its own model calls
             # and flushes a tick for a few requests, and cost more than the split's share
             # (bench/REPORT_NOTES.md, champion and challenger).
-            assert self.challenger is not None
-            predict_rows = partial(batcher.predict, model=self.challenger.runner.predict)
-            challenger = replace(challenger, predict_rows=predict_rows)
+            predict_rows = partial(batcher.predict, model=engines.runner.predict)
+            challenger = replace(engines.served, predict_rows=predict_rows)
         return ServedModels(self.champion.served, challenger, canary, shadow)
 
     def engines(self) -> list[ModelEngines]:
