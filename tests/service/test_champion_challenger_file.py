@@ -56,6 +56,20 @@ def test_shares_are_stable_uniform_and_grow_with_the_fraction() -> None:
     assert applicant_shares(zero) == applicant_shares(negative_zero)
 
 
+def test_shares_are_uniform_over_applicants_that_differ_by_one_step() -> None:
+    """Real applicants are grids of whole numbers and one-hot groups, whose neighbours differ
+    in a few bits: their shares must be as even as random rows'."""
+    ages, incomes, amounts = np.meshgrid(np.arange(18, 78), np.arange(0, 300, 3), (500, 1000))
+    rows = np.zeros((ages.size, 29), dtype=np.float32)
+    rows[:, 0], rows[:, 1], rows[:, 2] = ages.ravel(), incomes.ravel(), amounts.ravel()
+    rows[:, 3] = 36.0
+    rows[np.arange(len(rows)), 10 + np.arange(len(rows)) % 5] = 1.0  # a one-hot group
+    for fraction in (0.01, 0.05, 0.3, 0.5):
+        assert abs(canary_rows(rows, fraction).mean() - fraction) < 0.01
+    top_bits = (applicant_shares(rows) * 256).astype(np.int64)
+    assert np.bincount(top_bits, minlength=256).max() < 2 * len(rows) / 256
+
+
 def test_a_single_applicant_gets_the_share_of_its_row_in_a_batch() -> None:
     """The one-applicant path (no array arithmetic) and the batch path agree on every row,
     -0.0 included (the same applicant as 0.0)."""
