@@ -76,6 +76,27 @@ def test_explain_vs_predict(
     record_rate(benchmark, rows)
 
 
+@pytest.mark.parametrize("rows", BATCH_SIZES)
+@pytest.mark.parametrize("way", ("by_row", "by_slot"))
+def test_direction_patterns(
+    benchmark: BenchmarkFixture,
+    exported: ExportSummary,
+    encoded: dict[int, np.ndarray],
+    way: str,
+    rows: int,
+) -> None:
+    """The table's first step, both ways it has (ContributionTable.tree_patterns picks by_slot
+    from BY_SLOT_ROWS rows on): the same bytes, timed side by side in one run."""
+    table = Explainer.load(exported.onnx_tag, device="cpu", method="table")._table
+    assert table is not None
+    compute = table._patterns_by_slot if way == "by_slot" else table._patterns_by_row
+    benchmark.group = f"direction patterns, {rows} row{'s' if rows > 1 else ''}"
+    benchmark.extra_info["call"] = way
+    result = benchmark(compute, encoded[rows])
+    assert result.size == rows * table.n_trees
+    record_rate(benchmark, rows)
+
+
 def test_table_build(benchmark: BenchmarkFixture, exported: ExportSummary) -> None:
     """One-off cost per process: tabulating the 175 trees (XGBoost pred_contribs per tree)."""
     benchmark.group = "explainer start-up"

@@ -11,7 +11,12 @@ import xgboost as xgb
 from export.pipeline import ExportSummary
 from features.encoder import FeatureEncoder
 from features.schema import FIELDS
-from runners.contribution_table import ContributionTable, _realising_rows, unsupported_reason
+from runners.contribution_table import (
+    BY_SLOT_ROWS,
+    ContributionTable,
+    _realising_rows,
+    unsupported_reason,
+)
 from runners.explainer import Explainer, Explanation, field_grouping
 from runners.model_store import load_booster
 from runners.onnx_runner import OnnxRunner
@@ -371,12 +376,20 @@ def test_realising_rows_take_each_possible_pattern_and_skip_impossible_ones() ->
 def test_direction_patterns_equal_packbits_of_the_directions(
     explainers: dict[str, Explainer], booster: xgb.Booster, features: np.ndarray
 ) -> None:
-    """The uint64 multiply that packs 8 direction bytes into a pattern byte, against numpy."""
+    """Both ways to the pattern bytes (row by row: a uint64 multiply packs 8 direction bytes;
+    slot by slot: a weighted sum over the slot axis), against numpy's packbits, on threshold
+    rows and missing values, and with the rows few enough for each way."""
     table = explainers["table"]._table
     assert table is not None
     rows = threshold_rows(booster, features)
     left = (rows[:, table.slot_features] < table.slot_thresholds) | (
         np.isnan(rows[:, table.slot_features]) & table.slot_default_left
     )
-    expected = np.packbits(left.reshape(len(rows), table.n_trees, 8), axis=-1, bitorder="little")
-    np.testing.assert_array_equal(table.patterns(rows), expected[:, :, 0])
+    packed = np.packbits(left.reshape(len(rows), table.n_trees, 8), axis=-1, bitorder="little")
+    expected = packed[:, :, 0]
+    assert len(rows) >= BY_SLOT_ROWS and np.isnan(rows).any()
+    np.testing.assert_array_equal(table._patterns_by_row(rows), expected)
+    np.testing.assert_array_equal(table._patterns_by_slot(rows).T, expected)
+    np.testing.assert_array_equal(table.patterns(rows), expected)  # by slot
+    few = BY_SLOT_ROWS - 1
+    np.testing.assert_array_equal(table.patterns(rows[-few:]), expected[-few:])  # by row
