@@ -44,6 +44,7 @@ from service.wiring import (
     load_engines,
     model_switch,
     route_context,
+    use_arrow_memory_pool,
 )
 
 logger = logging.getLogger("credit_risk")
@@ -166,6 +167,7 @@ def _api_service(
 
         def __init__(self) -> None:
             self.blas_cap = limit_blas_threads(settings.model_threads)
+            use_arrow_memory_pool(settings.arrow_memory_pool)
             self.worker = build_worker(
                 settings, self._remote_predict if settings.batching == "bentoml" else None
             )

@@ -186,6 +186,14 @@ class ServiceSettings(BaseSettings):
         description="Python GC thresholds for the API workers (gc.set_threshold); the "
         "defaults (700, 10, 10) collect so often under load that the pauses dominate p99.",
     )
+    arrow_memory_pool: Literal["system", "mimalloc", "jemalloc"] = Field(
+        "system",
+        description="Arrow's memory pool in the API workers (pyarrow.set_memory_pool). system "
+        "(glibc malloc): pyarrow's default, mimalloc, returns freed memory to the OS and takes "
+        "it back as fresh transparent huge pages, each zeroed on first touch; a decision-log "
+        "rotation then costs a worker ~0.9 s of CPU, mostly system time, against ~0.3 s "
+        "(bench/REPORT_NOTES.md, decision records). Bulk scoring is the same on both.",
+    )
     access_log: bool = Field(
         False,
         description="An access line per request on the `bentoml.access` logger (client, "

@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 import orjson
+import pyarrow as pa
 from starlette.types import ASGIApp
 from threadpoolctl import threadpool_limits
 
@@ -99,6 +100,7 @@ class Worker:
             "batching": s.batching,
             "workers": s.workers,
             "model_threads": s.model_threads,
+            "arrow_memory_pool": pa.default_memory_pool().backend_name,  # the one in use
             "bulk": {
                 "threads": s.bulk_engine_threads,
                 "xgboost_min_rows": s.bulk_xgboost_min_rows,
@@ -171,6 +173,27 @@ def limit_blas_threads(threads: int) -> threadpool_limits:
     of the other workers (one per core) and their p99 (bench/REPORT_NOTES.md). Keep the result
     referenced for as long as the cap should hold."""
     return threadpool_limits(limits=threads, user_api="blas")
+
+
+ARROW_POOLS: dict[str, Callable[[], pa.MemoryPool]] = {
+    "system": pa.system_memory_pool,
+    "mimalloc": pa.mimalloc_memory_pool,
+    "jemalloc": pa.jemalloc_memory_pool,
+}
+
+
+def use_arrow_memory_pool(name: str) -> None:
+    """Arrow's default memory pool in this process (see the setting arrow_memory_pool for why
+    not pyarrow's own default); a pool this pyarrow build lacks keeps the default, with a
+    warning."""
+    try:
+        pa.set_memory_pool(ARROW_POOLS[name]())
+    except NotImplementedError:
+        logger.warning(
+            "Arrow memory pool %s is not in this pyarrow build; keeping %s",
+            name,
+            pa.default_memory_pool().backend_name,
+        )
 
 
 @dataclass

@@ -147,6 +147,7 @@ def test_info_health_and_docs(server: ServedProcess, exported: ExportSummary) ->
         assert info["native_model"] == exported.native_tag
         assert (info["engine"], info["provider"], info["batching"]) == ("onnx", "cpu", "adaptive")
         assert info["workers"] == 2
+        assert info["arrow_memory_pool"] == "system"  # CREDIT_RISK_ARROW_MEMORY_POOL's default
         assert info["bulk"]["threads"] >= 1 and info["bulk"]["chunk_rows"] == 65_536
         assert client.get("/livez").status_code == 200
         assert client.get("/readyz").status_code == 200
