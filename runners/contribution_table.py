@@ -32,7 +32,7 @@ import xgboost as xgb
 SLOTS = 8  # internal nodes per tree that one pattern byte can hold
 PATTERNS = 1 << SLOTS
 CHUNK_ROWS = 256  # rows per lookup pass: keeps the (trees, rows, groups) gather in cache
-BY_SLOT_ROWS = 32  # from this many rows, patterns are computed slot by slot
+BY_SLOT_ROWS = 20  # from this many rows, patterns are computed slot by slot (the crossover)
 _GATHER_BITS = np.uint64(0x0102040810204080)
 _BIT_WEIGHTS = (1 << np.arange(SLOTS)).astype(np.uint8)
 
