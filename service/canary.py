@@ -55,7 +55,7 @@ def challenger_answers(row: FeatureMatrix, fraction: float) -> bool:
     """Whether the challenger answers the one applicant of `row` (a 1-row matrix): its share as
     `applicant_shares` computes it, from the same bytes, without array arithmetic in the common
     case (this runs on every single-applicant request of a canary)."""
-    if row.dtype != _FLOAT32_LE:  # the encoder's rows are (a dtype check is cheaper than a copy)
+    if row.dtype != _FLOAT32_LE:  # the encoder's rows are: a check costs less than a copy
         row = row.astype(_FLOAT32_LE)
     data = row.tobytes()  # C order, whatever the row's strides
     # Only -0.0 needs the + 0.0 of `applicant_shares`: it is the one float32 a form can give

@@ -188,11 +188,12 @@ class ServiceSettings(BaseSettings):
     )
     arrow_memory_pool: Literal["system", "mimalloc", "jemalloc"] = Field(
         "system",
-        description="Arrow's memory pool in the API workers (pyarrow.set_memory_pool). system "
-        "(glibc malloc): pyarrow's default, mimalloc, returns freed memory to the OS and takes "
-        "it back as fresh transparent huge pages, each zeroed on first touch; a decision-log "
-        "rotation then costs a worker ~0.9 s of CPU, mostly system time, against ~0.3 s "
-        "(bench/REPORT_NOTES.md, decision records). Bulk scoring is the same on both.",
+        description="Arrow's memory pool in the API workers (pyarrow.set_memory_pool); system "
+        "is glibc's malloc. pyarrow's own default, mimalloc, hands freed memory back to the OS "
+        "and takes it again as fresh transparent huge pages, each zeroed on first touch: a "
+        "decision-log rotation then costs a worker ~0.9 s of CPU, mostly system time, against "
+        "~0.3 s with system (bench/REPORT_NOTES.md, decision records). Bulk scoring runs as "
+        "fast on both.",
     )
     access_log: bool = Field(
         False,
