@@ -2,7 +2,8 @@
 
     pytest bench/ --benchmark-only        # ~1 min; JSON to bench/results/inprocess.json
 
-`--benchmark-json PATH` writes elsewhere. The normal `pytest` run collects tests/ only.
+`--benchmark-json PATH` writes elsewhere; a part of the suite (-k, -m, one file) writes only
+there. The normal `pytest` run collects tests/ only.
 """
 
 import os
@@ -26,11 +27,22 @@ RESULTS = Path(__file__).parent / "results"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Save the JSON to bench/results/inprocess.json unless --benchmark-json says otherwise
-    (before pytest-benchmark's own configure reads the option); make its folder."""
+    """A run of the whole suite saves its JSON to bench/results/inprocess.json unless
+    --benchmark-json says otherwise (set before pytest-benchmark's own configure reads the
+    option); a part of it (-k, -m, a file) saves only where --benchmark-json says, so that it
+    never replaces the whole suite's results, which bench/REPORT.md is made from."""
     if not config.getoption("benchmark_json", None):
+        if not _whole_suite(config):
+            return
         config.option.benchmark_json = RESULTS / "inprocess.json"
     Path(config.option.benchmark_json).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    if config.option.keyword or config.option.markexpr:
+        return False
+    here = Path(__file__).parent.resolve()
+    return all(Path(arg).resolve() == here for arg in config.args)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
