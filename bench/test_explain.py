@@ -31,11 +31,18 @@ DRIFT_WINDOW = 10_000
 
 
 @pytest.fixture(scope="module")
-def engines(exported: ExportSummary) -> dict[str, Callable[[np.ndarray], Any]]:
+def table_explainer(exported: ExportSummary) -> Explainer:
+    return Explainer.load(exported.onnx_tag, device="cpu", method="table")
+
+
+@pytest.fixture(scope="module")
+def engines(
+    exported: ExportSummary, table_explainer: Explainer
+) -> dict[str, Callable[[np.ndarray], Any]]:
     onnx = OnnxRunner.load(exported.onnx_tag, threads=1, device="cpu")
     native = XgboostRunner.load(exported.native_tag, threads=1, device="cpu")
     return {
-        "table": Explainer.load(exported.onnx_tag, device="cpu", method="table").contributions,
+        "table": table_explainer.contributions,
         "xgboost": Explainer.load(exported.onnx_tag, device="cpu", method="xgboost").contributions,
         "predict_xgboost_inplace": native.predict,
         "predict_onnx": onnx.predict,
@@ -80,14 +87,14 @@ def test_explain_vs_predict(
 @pytest.mark.parametrize("way", ("by_row", "by_slot"))
 def test_direction_patterns(
     benchmark: BenchmarkFixture,
-    exported: ExportSummary,
+    table_explainer: Explainer,
     encoded: dict[int, np.ndarray],
     way: str,
     rows: int,
 ) -> None:
     """The table's first step, both ways it has (ContributionTable.tree_patterns picks by_slot
     from BY_SLOT_ROWS rows on): the same bytes, timed side by side in one run."""
-    table = Explainer.load(exported.onnx_tag, device="cpu", method="table")._table
+    table = table_explainer._table
     assert table is not None
     compute = table._patterns_by_slot if way == "by_slot" else table._patterns_by_row
     benchmark.group = f"direction patterns, {rows} row{'s' if rows > 1 else ''}"
