@@ -10,7 +10,7 @@ import contextvars
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from runners.batcher import OverloadedError
 from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
-from service.canary import canary_rows, challenger_answers
+from service.canary import canary_rows, challenger_answers, share_limit
 from service.column_checks import check_equal_lengths, verdicts
 from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
@@ -142,6 +142,11 @@ class ServedModels:
     challenger: ServedModel | None = None
     canary_fraction: float = 0.0
     shadow: bool = False  # the challenger also scores every applicant, off the response path
+    # canary_fraction as `challenger_answers` compares it (service/canary.py: share_limit)
+    canary_limit: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "canary_limit", share_limit(self.canary_fraction))
 
     @property
     def shadowed(self) -> ServedModel | None:
@@ -165,8 +170,8 @@ class ServedModels:
         if challenger is None or self.canary_fraction <= 0.0 or len(features) == 0:
             return self.champion
         if len(features) == 1:
-            answers = challenger_answers(features, self.canary_fraction)
-            return challenger if answers else self.champion
+            answered = challenger_answers(features, self.canary_limit)
+            return challenger if answered else self.champion
         rows = canary_rows(features, self.canary_fraction)
         if rows.all():
             return challenger

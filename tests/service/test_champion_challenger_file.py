@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.canary import applicant_shares, canary_rows, challenger_answers
+from service.canary import applicant_shares, canary_rows, challenger_answers, share_limit
 from service.models_file import ModelsFileError, ModelsSpec, parse_models
 
 
@@ -80,10 +80,15 @@ def test_a_single_applicant_gets_the_share_of_its_row_in_a_batch() -> None:
     for fraction in (0.05, 0.3, 0.9):
         expected = canary_rows(rows, fraction)
         assert expected.any() and not expected.all()
-        single = [challenger_answers(rows[i : i + 1], fraction) for i in range(len(rows))]
+        limit = share_limit(fraction)
+        single = [challenger_answers(rows[i : i + 1], limit) for i in range(len(rows))]
         assert single == expected.tolist()
     zero, negative_zero = np.zeros((1, 29), np.float32), np.full((1, 29), -0.0, np.float32)
     shares = applicant_shares(zero)[0]
-    for fraction in (np.nextafter(shares, 0.0), np.nextafter(shares, 1.0)):
-        assert challenger_answers(negative_zero, fraction) == challenger_answers(zero, fraction)
-        assert challenger_answers(zero, fraction) == (shares < fraction)
+    # Fractions just below, at and just above a share: the integer limit is exact at the edge.
+    for fraction in (np.nextafter(shares, 0.0), shares, np.nextafter(shares, 1.0)):
+        limit = share_limit(fraction)
+        assert challenger_answers(negative_zero, limit) == challenger_answers(zero, limit)
+        assert challenger_answers(zero, limit) == (shares < fraction)
+    assert not challenger_answers(zero, share_limit(0.0))
+    assert challenger_answers(zero, share_limit(1.0))
