@@ -8,6 +8,11 @@ swayed than a rate by what else runs on the machine.
 
     python -m bench.champion_challenger                       # ~2 min
     python -m bench.champion_challenger --seconds 5 --rounds 2
+    python -m bench.champion_challenger --routing-only        # and a fourth server, below
+
+`--routing-only` adds a canary whose fraction (1e-12) sends nobody to the challenger: every
+single request is routed by its share, and no challenger call is made. Its cost against the
+5% canary's splits what deciding per applicant costs from what the challenger's calls cost.
 
 Targets (issue 24): shadow at least 0.85x and canary at least 0.97x the champion alone.
 Servers and load generator share the machine's cores: compare within one run.
@@ -35,32 +40,51 @@ from harness.process import ServedProcess, served
 RESULTS = Path(__file__).parent / "results" / "champion_challenger.json"
 CONNECTIONS = 64
 CANARY_FRACTION = 0.05
+ROUTING_ONLY_FRACTION = 1e-12  # a share below it: about one applicant in 10^12
 TARGETS = {"shadow": 0.85, "canary": 0.97}  # of the champion alone's throughput
 
 
 @contextmanager
-def _servers(champion: str, challenger: str, workdir: Path) -> Iterator[dict[str, ServedProcess]]:
+def _servers(
+    champion: str, challenger: str, workdir: Path, routing_only: bool
+) -> Iterator[dict[str, ServedProcess]]:
     files = {
         "champion alone": f"champion {champion}\n",
         "shadow": f"champion {champion}\nchallenger {challenger}\nmode shadow\n",
         "canary": f"champion {champion}\nchallenger {challenger}\nmode canary\n"
         f"canary_fraction {CANARY_FRACTION}\n",
     }
+    if routing_only:
+        files["canary, routing only"] = (
+            f"champion {champion}\nchallenger {challenger}\nmode canary\n"
+            f"canary_fraction {ROUTING_ONLY_FRACTION}\n"
+        )
     with ExitStack() as stack:
         servers = {}
         for name, text in files.items():
-            path = workdir / f"models-{name.replace(' ', '-')}"
+            path = workdir / f"models-{_slug(name)}"
             path.write_text(text)
             env = {"CREDIT_RISK_MODEL_TAG": champion, "CREDIT_RISK_MODELS_FILE": str(path)}
-            log = workdir / f"{name.replace(' ', '-')}.log"
+            log = workdir / f"{_slug(name)}.log"
             servers[name] = stack.enter_context(served(env, log_path=log))
         yield servers
 
 
-def rounds(champion: str, challenger: str, seconds: int, count: int, workdir: Path) -> Any:
+def _slug(name: str) -> str:
+    return name.replace(",", "").replace(" ", "-")
+
+
+def rounds(
+    champion: str,
+    challenger: str,
+    seconds: int,
+    count: int,
+    workdir: Path,
+    routing_only: bool = False,
+) -> Any:
     bodies = [orjson.dumps(r) for r in applicant_records(load_applicants())[:500]]
     runs: dict[str, list[dict[str, float]]] = {}
-    with _servers(champion, challenger, workdir) as servers:
+    with _servers(champion, challenger, workdir, routing_only) as servers:
         names = list(servers)
         for number in range(count):
             # Each round starts with another case: no case always follows the same one.
@@ -69,12 +93,12 @@ def rounds(champion: str, challenger: str, seconds: int, count: int, workdir: Pa
                 cpu_before = cpu_seconds([server.process.pid])
                 run = run_wrk_bodies(
                     server.url, "/classify", bodies, CONNECTIONS, seconds, workdir,
-                    threads=2, name=name.replace(" ", "-"),
+                    threads=2, name=_slug(name),
                 )  # fmt: skip
                 cpu = cpu_seconds([server.process.pid]) - cpu_before
                 run["server_cpu_us_per_request"] = round(cpu / max(run["requests"], 1) * 1e6, 2)
                 runs.setdefault(name, []).append(run)
-                print(f"   round {number + 1} {name:>14}: {run['rps']:9,.0f} req/s  "
+                print(f"   round {number + 1} {name:>20}: {run['rps']:9,.0f} req/s  "
                       f"p99 {run.get('p99_ms', float('nan')):.1f} ms  "
                       f"server CPU {run['server_cpu_us_per_request']:.1f} us/request  "
                       f"non-2xx {run['non_2xx']:.0f}", flush=True)  # fmt: skip
@@ -103,6 +127,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--routing-only",
+        action="store_true",
+        help=f"add a canary at fraction {ROUTING_ONLY_FRACTION:g}: routing, no challenger calls",
+    )
     args = parser.parse_args()
     machine = describe()
     with tempfile.TemporaryDirectory(prefix="credit-risk-bench-challenger-") as tmp:
@@ -111,7 +140,7 @@ def main() -> None:
         os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
         champion = run_export().onnx_tag
         challenger = run_export(seed=2).onnx_tag
-        http = rounds(champion, challenger, args.seconds, args.rounds, workdir)
+        http = rounds(champion, challenger, args.seconds, args.rounds, workdir, args.routing_only)
     result = {"machine": machine, "load_average_at_end": os.getloadavg(),
               "connections": CONNECTIONS, "seconds": args.seconds,
               "canary_fraction": CANARY_FRACTION, "targets": TARGETS, "http": http}  # fmt: skip
@@ -124,7 +153,7 @@ def main() -> None:
             if target is None
             else f"  target >= {target}x: " + ("met" if entry["ratio"] >= target else "NOT met")
         )
-        print(f"{name:>14}: {entry['rps']:9,.0f} req/s ({entry['ratio']:.3f}x alone, "
+        print(f"{name:>20}: {entry['rps']:9,.0f} req/s ({entry['ratio']:.3f}x alone, "
               f"rounds {entry['ratio_per_round']})  p99 {entry['p99_ms']:.1f} ms  server CPU "
               f"{entry['server_cpu_us_per_request']:.1f} us/request "
               f"({entry['cpu_ratio']:.3f}x alone's){verdict}")  # fmt: skip
