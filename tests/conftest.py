@@ -9,6 +9,19 @@ from collections.abc import Iterator
 _BENTOML_HOME = tempfile.mkdtemp(prefix="credit-risk-bentoml-home-")
 os.environ["BENTOML_HOME"] = _BENTOML_HOME
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+# The suite starts some twenty short-lived Spark JVMs (sessions, job command lines, a standalone
+# cluster's daemons and executors). HotSpot's optimising compiler (C2) spends more CPU on runs
+# that short than it saves them: with C1 only, one job run over the test lake took 28% less
+# machine CPU (14.7 against 20.4 s), and tests/jobs ran in 73-76 s against 94-97 s (-n 2, alternating).
+# Spark behaves the same; jobs run outside the tests keep the JVM's defaults, and a caller's own
+# settings win (setdefault).
+_C1_ONLY = "-XX:TieredStopAtLevel=1"
+os.environ.setdefault(
+    "PYSPARK_SUBMIT_ARGS",  # read by PySpark when it launches a driver JVM
+    f"--driver-java-options {_C1_ONLY} --conf spark.executor.extraJavaOptions={_C1_ONLY} "
+    "pyspark-shell",
+)
+os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", _C1_ONLY)  # a standalone master and worker
 
 
 import numpy as np  # noqa: E402
