@@ -12,9 +12,9 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 # The suite starts some twenty short-lived Spark JVMs (sessions, job command lines, a standalone
 # cluster's daemons and executors). HotSpot's optimising compiler (C2) spends more CPU on runs
 # that short than it saves them: with C1 only, one job run over the test lake took 28% less
-# machine CPU (14.7 against 20.4 s), and tests/jobs ran in 73-76 s against 94-97 s (-n 2, alternating).
-# Spark behaves the same; jobs run outside the tests keep the JVM's defaults, and a caller's own
-# settings win (setdefault).
+# machine CPU (14.7 against 20.4 s), and tests/jobs ran in 73-76 s against 94-97 s (-n 2,
+# alternating runs). Spark behaves the same; jobs run outside the tests keep the JVM's
+# defaults, and a caller's own settings win (setdefault).
 _C1_ONLY = "-XX:TieredStopAtLevel=1"
 os.environ.setdefault(
     "PYSPARK_SUBMIT_ARGS",  # read by PySpark when it launches a driver JVM
