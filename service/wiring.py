@@ -4,7 +4,7 @@ layers in front of the door (request ids, API keys)."""
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -86,6 +86,9 @@ class Worker:
     serving_metrics: ServingMetrics | None = None  # shared by every model the worker loads
     models: ModelsSpec | None = None  # the models file's spec served (None: no file)
     engines: "ModelSet | None" = None  # what a models-file switch replaces
+    # Called on the event loop after a models-file switch, the worker already updated: what was
+    # built from the served models at start-up (the door's routes and document) follows.
+    on_switch: list[Callable[[], None]] = field(default_factory=list)
 
     def info(self) -> dict[str, object]:
         meta = self.runner_metadata
@@ -420,6 +423,8 @@ def model_switch(worker: Worker) -> ModelSwitch | None:
             kept = [id(engines) for engines in loaded.engines()]
             gone = [engines for engines in previous.engines() if id(engines) not in kept]
             switch.retire(Replaced(gone))
+        for follow in worker.on_switch:
+            follow()
 
     def count() -> None:
         failures.count += 1
@@ -578,9 +583,16 @@ def open_front_door(
     lag = door.admission.lag
     if lag is not None:  # shadow work is dropped as soon as the door sheds any load
         worker.scorer.shadow_pressure = lambda: lag.state.fraction < 1.0
-    context = route_context(worker, lambda: door.ready, open_paths)
-    tracing = tracing_from_bentoml(worker.scorer.model_tag) if bentoml_metrics else None
-    door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics, tracing)
+    tracing = tracing_from_bentoml(lambda: worker.scorer.model_tag) if bentoml_metrics else None
+
+    def serve_routes() -> None:
+        """The routes of the models served now: the batcher queues they join, and the
+        document with the model's tag and version (a models switch serves them anew)."""
+        context = route_context(worker, lambda: door.ready, open_paths)
+        door.open(route_table(ENDPOINTS, context, _queues(worker)), metrics, tracing)
+
+    serve_routes()
+    worker.on_switch.append(serve_routes)
 
 
 def route_context(
@@ -617,20 +629,29 @@ def _queues(worker: Worker) -> dict[str, RefusalReason | None]:
 
 
 def _load_readings(door: FrontDoor, worker: Worker) -> LoadReadings:
+    """The worker's load, read from the batchers it serves at the time of each reading (a
+    models switch replaces them)."""
     lag = door.admission.lag
-    batchers = {"score": worker.batcher, "explain": worker.explain_batcher}
+    batchers: dict[str, Callable[[], AdaptiveBatcher | None]] = {
+        "score": lambda: worker.batcher,
+        "explain": lambda: worker.explain_batcher,
+    }
     return LoadReadings(
         admission_lag_s=(lambda: lag.state.lag_s) if lag is not None else lambda: 0.0,
         admitted_fraction=(lambda: lag.state.fraction) if lag is not None else lambda: 1.0,
         queued_rows={
-            name: _queued_rows(batcher) for name, batcher in batchers.items() if batcher is not None
+            name: _queued_rows(batcher) for name, batcher in batchers.items() if batcher()
         },
         bulk_bytes_in_flight=lambda: door.bulk_bytes_in_flight,
     )
 
 
-def _queued_rows(batcher: AdaptiveBatcher) -> Callable[[], int]:
-    return lambda: batcher.queued_rows
+def _queued_rows(batcher: Callable[[], AdaptiveBatcher | None]) -> Callable[[], int]:
+    def rows() -> int:
+        served = batcher()
+        return served.queued_rows if served is not None else 0
+
+    return rows
 
 
 def _model_info(worker: Worker) -> dict[str, str]:
@@ -682,8 +703,14 @@ class WorkerApp:
             bentoml_metrics=bentoml_metrics and not self.inside_bentoml_chain,
             open_paths=open_paths,
         )
-        if self.api_keys is not None and bentoml_metrics:
-            self.api_keys.count_clients(worker.metrics, frozenset(self.door.routes.current()))
+        api_keys, door = self.api_keys, self.door
+        if api_keys is not None and bentoml_metrics:
+
+            def count_clients() -> None:  # the door's paths now (a switch changes V2's)
+                api_keys.count_clients(worker.metrics, frozenset(door.routes.current()))
+
+            count_clients()
+            worker.on_switch.append(count_clients)  # after the door's own (added first)
 
 
 def build_worker_app(

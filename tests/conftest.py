@@ -46,6 +46,13 @@ def exported(bentoml_home: str) -> ExportSummary:
 
 
 @pytest.fixture(scope="session")
+def other_model(exported: ExportSummary) -> str:
+    """A second real ONNX model (another split seed) in the same store: a challenger, or a
+    champion to switch to."""
+    return run_export(seed=4).onnx_tag
+
+
+@pytest.fixture(scope="session")
 def records() -> list[dict[str, object]]:
     return applicant_records(load_applicants())
 

@@ -81,11 +81,11 @@ class ClientMetrics:
             registry=None,
         )
         self._buffer = buffer
-        self._endpoints = endpoints
+        self.endpoints = endpoints  # named in the endpoint label; any other path is OTHER
         self._series: dict[tuple[str, str, int], Any] = {}
 
     def observe(self, client: str, path: str, status: int) -> None:
-        endpoint = path if path in self._endpoints else OTHER_ENDPOINT
+        endpoint = path if path in self.endpoints else OTHER_ENDPOINT
         series = self._series.get((client, endpoint, status))
         if series is None:
             series = self._series[client, endpoint, status] = self._buffer.counter(
@@ -112,8 +112,13 @@ class ApiKeyMiddleware:
         self.metrics: ClientMetrics | None = None
 
     def count_clients(self, buffer: MetricsBuffer, endpoints: frozenset[str]) -> None:
-        """Count requests by client from now on (`endpoints`: the paths named as such)."""
-        self.metrics = ClientMetrics(buffer, endpoints | OPS_PATHS)
+        """Count requests by client from now on (`endpoints`: the paths named as such). Called
+        again when the paths change (a models switch's versioned V2 paths): the same counter,
+        the new names."""
+        if self.metrics is None:
+            self.metrics = ClientMetrics(buffer, endpoints | OPS_PATHS)
+        else:
+            self.metrics.endpoints = endpoints | OPS_PATHS
 
     def is_open(self, scope: Scope) -> bool:
         path: str = scope["path"]

@@ -44,7 +44,7 @@ class DoorTracing:
     def __init__(
         self,
         tracer: Tracer,
-        model: str,
+        model: Callable[[], str],
         excluded: Callable[[str], bool] = lambda path: False,
         sample_rate: float = 1.0,
     ) -> None:
@@ -82,7 +82,7 @@ class DoorTracing:
                 "http.request.method": method,
                 "http.route": route,
                 "url.path": scope["path"],
-                "credit_risk.model": self.model,
+                "credit_risk.model": self.model(),  # the champion served now
             },
         )
         token = context.attach(trace.set_span_in_context(span))
@@ -100,7 +100,7 @@ class DoorTracing:
         context.detach(traced.token)  # type: ignore[arg-type]
 
 
-def from_bentoml(model: str) -> DoorTracing | None:
+def from_bentoml(model: Callable[[], str]) -> DoorTracing | None:
     """The door's tracing from BentoML's `tracing` configuration, read in the worker: its
     sample rate and excluded URLs, spans exported by the span processor of BentoML's tracer
     provider (its exporter); None when no exporter is configured."""

@@ -194,6 +194,29 @@ def test_requests_are_counted_by_client_name(worker: Worker, key_file: Path) -> 
         assert PARTNER_KEY not in labels and WEBFORM_KEY not in labels
 
 
+def test_counting_again_renames_paths_and_keeps_the_counts(worker: Worker, key_file: Path) -> None:
+    """A models switch changes the versioned V2 paths: counting again names the new ones, on
+    the same counter (the series counted before the change stay)."""
+    stack = _stack(worker, key_file)
+    assert stack.api_keys is not None
+    buffer = MetricsBuffer()
+    stack.api_keys.count_clients(buffer, frozenset(stack.door.routes.routes))
+    metrics = stack.api_keys.metrics
+    headers = {"x-api-key": WEBFORM_KEY}
+
+    async def go() -> None:
+        async with client_for_app(stack.app) as client:
+            await client.get("/random/path", headers=headers)
+            assert stack.api_keys is not None
+            stack.api_keys.count_clients(buffer, frozenset({"/random/path"}))
+            await client.get("/random/path", headers=headers)
+            buffer.flush()
+
+    asyncio.run(go())
+    assert stack.api_keys.metrics is metrics and metrics is not None
+    assert set(metrics._series) == {("webform", "other", 404), ("webform", "/random/path", 404)}
+
+
 @pytest.mark.parametrize("header", ["authorization", "x-api-key"])
 def test_a_key_is_never_echoed(worker: Worker, key_file: Path, header: str) -> None:
     guess = "guessed-key-abcdef0123456789"

@@ -8,16 +8,16 @@ from typing import Any
 
 import pyarrow.dataset as ds
 
-from export.pipeline import ExportSummary, run_export
+from export.pipeline import ExportSummary
 from service.settings import ServiceSettings
 from service.wiring import build_worker
 from tests.inprocess import app_for_worker, client_for_app
 
 
 def test_shadow_is_dropped_under_pressure_and_the_decisions_still_recorded(
-    exported: ExportSummary, records: list[dict[str, Any]], tmp_path: Path
+    exported: ExportSummary, other_model: str, records: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    challenger = run_export(seed=4).onnx_tag
+    challenger = other_model
     models, log = tmp_path / "models", tmp_path / "decision log"
     models.write_text(f"champion {exported.onnx_tag}\nchallenger {challenger}\nmode shadow\n")
     settings = ServiceSettings(

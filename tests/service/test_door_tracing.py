@@ -24,7 +24,7 @@ def _scope(traceparent: str | None = None) -> dict[str, object]:
 def _exported(rate: float, traceparent_flags: str | None) -> int:
     exporter = InMemorySpanExporter()
     tracer = door_tracer(Resource.create({}), SimpleSpanProcessor(exporter))
-    tracing = DoorTracing(tracer, "model:1", sample_rate=rate)
+    tracing = DoorTracing(tracer, lambda: "model:1", sample_rate=rate)
     for _ in range(REQUESTS):
         parent = None
         if traceparent_flags is not None:
@@ -45,3 +45,18 @@ def test_requests_without_a_parent_are_sampled_at_the_rate(rate: float) -> None:
 def test_the_callers_decision_wins_over_the_rate() -> None:
     assert _exported(0.0, "01") == REQUESTS
     assert _exported(1.0, "00") == 0
+
+
+def test_each_span_names_the_champion_served_when_it_starts() -> None:
+    """A models switch changes the champion: the spans after it name the new one."""
+    exporter = InMemorySpanExporter()
+    served = ["model:1"]
+    tracer = door_tracer(Resource.create({}), SimpleSpanProcessor(exporter))
+    tracing = DoorTracing(tracer, lambda: served[0])
+    for tag in ("model:1", "model:2"):
+        served[0] = tag
+        traced = tracing.start(_scope(), "/classify")
+        assert traced is not None
+        tracing.end(traced, 200)
+    spans = exporter.get_finished_spans()
+    assert [span.attributes["credit_risk.model"] for span in spans] == ["model:1", "model:2"]
