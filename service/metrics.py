@@ -244,19 +244,31 @@ class WorkerGauges:
             multiprocess_mode="livesum",
             registry=None,
         )
-        model_info = prom.Gauge(
+        self._model_info = prom.Gauge(
             "credit_risk_model_info",
-            "The model a worker serves and how (always 1; the labels carry the facts)",
+            "The model a worker serves and how (1; the labels carry the facts; 0: what it "
+            "served before a models switch)",
             sorted(info),
             multiprocess_mode="livemax",
             registry=None,
         )
-        model_info.labels(**info).set(1)
+        self._info = dict(info)
+        self._model_info.labels(**info).set(1)
         prom.Counter(
             "credit_risk_worker_starts", "API worker processes started", registry=None
         ).inc()
         self.set()  # every series exists from the start, idle workers included
         buffer.before_flush(self.set)
+
+    def serving(self, info: Mapping[str, str]) -> None:
+        """After a models switch: `info` (the same facts) is what is served now. The series of
+        what was served before drops to 0 rather than going away: in multiprocess mode it lives
+        on in the worker's file anyway."""
+        if dict(info) == self._info:
+            return
+        self._model_info.labels(**self._info).set(0)
+        self._model_info.labels(**info).set(1)
+        self._info = dict(info)
 
     def set(self) -> None:
         readings = self._readings

@@ -577,7 +577,8 @@ def open_front_door(
         enabled, namespace, buckets, labels = bentoml_metrics_config()
         if enabled:
             metrics = RequestMetrics(worker.metrics, namespace, buckets, labels)
-    WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
+    gauges = WorkerGauges(worker.metrics, _load_readings(door, worker), _model_info(worker))
+    worker.on_switch.append(lambda: gauges.serving(_model_info(worker)))
     if worker.scorer.recorder is not None:
         RecordMetrics(worker.metrics, record_readings(worker.scorer.recorder))
     lag = door.admission.lag

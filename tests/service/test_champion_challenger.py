@@ -158,6 +158,11 @@ def test_switch_under_load_fails_no_request(
     assert set(after) == {challenger_tag}
     assert _info(server)["model"] == challenger_tag
     assert server.log().count("models switched") >= switches
+    # Every worker's model-info gauge names the new champion; the old one's series reads 0.
+    info = "credit_risk_model_info"
+    text = scrape_until(server.url, lambda t: metric_total(t, info, model=challenger_tag) == 1)
+    assert metric_total(text, info, model=challenger_tag) == 1
+    assert metric_total(text, info, model=exported.onnx_tag) == 0
 
 
 def test_unusable_file_or_tag_keeps_the_models_and_counts(
