@@ -46,6 +46,9 @@ from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
 from service.shadow import ShadowQueue, ShadowRows
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[npt.NDArray[np.float32]]]
+# Where scored rows sit in their request (records' row_index) when that is not 0, 1, 2, ...:
+# a canary's groups, or a bulk input's valid rows among invalid ones.
+Positions = npt.NDArray[np.intp] | None
 M = TypeVar("M", bound=BaseModel)
 ROW_STATUS_ARRAY = np.array(ROW_STATUSES, dtype=object)
 ROW_MODEL = "row_model"  # a bulk answer's column: the model that decided each row (canary)
@@ -341,11 +344,12 @@ class CreditScorer:
             codes = [np.empty(0, dtype=object) for _ in range(reasons)]
         elif canary is None or models.challenger is None:
             shadowed = models.shadowed
+            positions = None if invalid is None else np.flatnonzero(~invalid.mask)
             probabilities, codes = await self._score_rows(
-                models.champion, features, fields, reasons, batched, shadowed is None
+                models.champion, features, fields, reasons, batched, shadowed is None, positions
             )
             if shadowed is not None:
-                self._shadow(models.champion, shadowed, features, fields, probabilities)
+                self._shadow(models.champion, shadowed, features, fields, probabilities, positions)
         else:
             # Row by row as the canary splits them: each group scored (and recorded) by its
             # model, with its own fields (the valid rows of the group, in order).
@@ -362,7 +366,7 @@ class CreditScorer:
                 keep = np.zeros(columns.n_rows, dtype=np.bool_)
                 keep[scored[at]] = True
                 part, part_codes = await self._score_rows(
-                    served, features[at], columns.rows(keep), reasons, batched
+                    served, features[at], columns.rows(keep), reasons, batched, True, scored[at]
                 )
                 probabilities[at] = part
                 for column, part_column in zip(codes, part_codes, strict=True):
@@ -395,11 +399,12 @@ class CreditScorer:
         reasons: int,
         batched: bool,
         record: bool = True,
+        positions: Positions = None,
     ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
         """Batched (V2, few rows, no reasons) or on the bulk thread."""
         if batched and not reasons and len(features) < served.batched_below_rows:
-            return await self._predict(served, features, fields, record), []
-        return await self._predict_bulk(served, features, reasons, fields, record)
+            return await self._predict(served, features, fields, record, positions), []
+        return await self._predict_bulk(served, features, reasons, fields, record, positions)
 
     # -- shadow mode ------------------------------------------------------------------------
     def _shadow(
@@ -409,6 +414,7 @@ class CreditScorer:
         features: FeatureMatrix,
         fields: FieldValues,
         probabilities: Probabilities,
+        positions: Positions = None,
     ) -> None:
         """The challenger scores the applicants the champion just answered, merged with other
         requests' and after the answer is sent (service/shadow.py). Dropped, and counted, while
@@ -422,11 +428,13 @@ class CreditScorer:
         if self.shadow_pressure() or queue.rows_in_flight + rows > self.shadow_max_rows:
             if self.challenger_metrics is not None:
                 self.challenger_metrics.dropped(rows)
-            self._record(champion, fields, features, probabilities)
+            self._record(champion, fields, features, probabilities, positions=positions)
             return
         # Records are written in the pass, outside this request: they keep its context.
         context = contextvars.copy_context() if self.recorder is not None else None
-        queue.submit(ShadowRows(champion, challenger, features, fields, probabilities, context))
+        queue.submit(
+            ShadowRows(champion, challenger, features, fields, probabilities, context, positions)
+        )
 
     def _settle_shadow(
         self, parts: Sequence[ShadowRows[ServedModel]], shadow: Probabilities | None
@@ -464,7 +472,13 @@ class CreditScorer:
         if part.context is None:  # no recorder when it was queued
             return
         part.context.run(
-            self._record, part.champion, part.fields, part.features, part.probabilities, verdict
+            self._record,
+            part.champion,
+            part.fields,
+            part.features,
+            part.probabilities,
+            verdict,
+            part.positions,
         )
 
     async def finish_shadow(self) -> None:
@@ -491,7 +505,8 @@ class CreditScorer:
     async def _split(
         self,
         call: Callable[
-            [ServedModel, FeatureMatrix, FieldValues, bool], Awaitable[npt.NDArray[np.float32]]
+            [ServedModel, FeatureMatrix, FieldValues, bool, Positions],
+            Awaitable[npt.NDArray[np.float32]],
         ],
         features: FeatureMatrix,
         rows: list[dict[str, Any]],
@@ -502,7 +517,7 @@ class CreditScorer:
         route = models.route(features)
         if isinstance(route, ServedModel):  # one model answers every row (no task, no gather)
             shadowed = models.shadowed if route is models.champion else None
-            result = await call(route, features, rows, shadowed is None)
+            result = await call(route, features, rows, shadowed is None, None)
             if shadowed is not None:
                 probabilities = result if result.ndim == 1 else np.ascontiguousarray(result[:, 0])
                 self._shadow(route, shadowed, features, rows, probabilities)
@@ -514,7 +529,7 @@ class CreditScorer:
         groups = [(served, at) for served, at in groups if len(at)]
         parts = await asyncio.gather(
             *(
-                call(served, features[at], [rows[i] for i in at.tolist()], True)
+                call(served, features[at], [rows[i] for i in at.tolist()], True, at)
                 for served, at in groups
             )
         )
@@ -576,6 +591,7 @@ class CreditScorer:
         features: FeatureMatrix,
         fields: FieldValues,
         record: bool = True,
+        positions: Positions = None,
     ) -> Probabilities:
         self._refuse_unrecorded()
         try:
@@ -585,7 +601,7 @@ class CreditScorer:
         if served.monitor is not None:
             served.monitor.observe(features, probabilities)
         if record:
-            self._record(served, fields, features, probabilities)
+            self._record(served, fields, features, probabilities, positions=positions)
         return probabilities
 
     async def _explain(
@@ -594,6 +610,7 @@ class CreditScorer:
         features: FeatureMatrix,
         fields: FieldValues,
         record: bool = True,
+        positions: Positions = None,
     ) -> npt.NDArray[np.float32]:
         explaining = _explaining(served)
         self._refuse_unrecorded()
@@ -604,7 +621,8 @@ class CreditScorer:
         if served.monitor is not None:
             served.monitor.observe(features, rows[:, 0])
         if record:
-            self._record(served, fields, features, np.ascontiguousarray(rows[:, 0]))
+            probabilities = np.ascontiguousarray(rows[:, 0])
+            self._record(served, fields, features, probabilities, positions=positions)
         return rows
 
     async def _predict_bulk(
@@ -614,6 +632,7 @@ class CreditScorer:
         reasons: int,
         fields: FieldValues,
         record: bool = True,
+        positions: Positions = None,
     ) -> tuple[Probabilities, list[npt.NDArray[np.object_]]]:
         """Off the event loop, so single requests keep being served while a bulk job runs."""
         self._refuse_unrecorded()
@@ -624,7 +643,7 @@ class CreditScorer:
         if served.monitor is not None:
             served.monitor.observe(features, probabilities)
         if record:
-            self._record(served, fields, features, probabilities)
+            self._record(served, fields, features, probabilities, positions=positions)
         return probabilities, codes
 
     def _refuse_unrecorded(self) -> None:
@@ -640,11 +659,18 @@ class CreditScorer:
         features: FeatureMatrix,
         probabilities: Probabilities,
         challenger: Challenger | None = None,
+        positions: Positions = None,
     ) -> None:
-        """Hands the decisions to the recorder, which only enqueues them."""
+        """Hands the decisions to the recorder, which only enqueues them (`positions`: where
+        the rows sit in their request, when not 0, 1, 2, ...)."""
         if self.recorder is None or len(probabilities) == 0:
             return
-        if len(probabilities) == 1 and challenger is None and type(fields) is list:
+        if (
+            len(probabilities) == 1
+            and challenger is None
+            and positions is None
+            and type(fields) is list
+        ):
             # One applicant (the /classify hot path): enqueued as plain values, no objects kept
             probability = float(probabilities[0])
             self.recorder.record_one(
@@ -677,6 +703,7 @@ class CreditScorer:
             fields,
             features,
             challenger,
+            positions,
         )
         self.recorder.record(batch)
 

@@ -57,6 +57,7 @@ class ShadowRows(Generic[M]):
     fields: Any  # the scored applicants' form fields (records)
     probabilities: Probabilities  # the champion's
     context: contextvars.Context | None  # the request's context (request id, route) for records
+    positions: Any = None  # the rows' places in their request, when not 0, 1, 2, ... (records)
 
 
 # Called once per pass: its requests in queue order, and the challenger's probabilities of all

@@ -51,7 +51,7 @@ from service.model_switch import LoadedModels, ModelSwitch
 from service.models_file import ModelsFileError, ModelsSpec, read_models
 from service.monitoring import DecisionMonitor
 from service.openapi import DocumentFacts
-from service.records.assemble import explainer_reasons
+from service.records.assemble import ModelReasons, explainer_reasons
 from service.records.readings import record_readings
 from service.records.schema import REASONS
 from service.records.target import build_recorder
@@ -302,6 +302,8 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
     metrics = ServingMetrics.create(buffer, engines=(settings.engine, EXPLAINER))
     engines = build_model(settings, buffer, metrics, remote_predict)
     runner, served, explaining = engines.runner, engines.served, engines.served.explaining
+    reasons = ModelReasons()  # records' reason codes, by the model that decided
+    _add_reasons(reasons, engines)
     scorer = CreditScorer(
         model_tag=served.model_tag,
         encoder=FeatureEncoder(runner.stored.feature_names),
@@ -312,12 +314,7 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         monitor=served.monitor,
         explaining=explaining,
         batched_below_rows=served.batched_below_rows,
-        recorder=build_recorder(
-            settings,
-            explainer_reasons(explaining.explainer, explaining.matrix_coder, REASONS)
-            if explaining is not None
-            else None,
-        ),
+        recorder=build_recorder(settings, reasons),
     )
     models = ModelSet(spec or ModelsSpec(champion=served.model_tag), engines)
     if spec is not None and spec.challenger is not None:
@@ -325,12 +322,13 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
             challenger = settings.model_copy(update={"model_tag": spec.challenger})
             models.challenger = build_model(challenger, buffer, metrics, None)
             check_model(models.challenger, runner.stored.feature_names)
+            _add_reasons(reasons, models.challenger)
         except (ModelLoadError, DeviceUnavailableError) as error:
             logger.warning("challenger %s not used: %s", spec.challenger, error)
             models = ModelSet(replace(spec, challenger=None), engines)
         scorer.switch(models.served)
     scorer.challenger_metrics = ChallengerMetrics(buffer, STATUSES.tolist())
-    return Worker(
+    worker = Worker(
         settings,
         runner,
         engines.bulk,
@@ -342,6 +340,22 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         models.spec if spec is not None else None,
         models,
     )
+
+    def reason_with_the_served() -> None:
+        if worker.engines is not None:
+            for served_engines in worker.engines.engines():
+                _add_reasons(reasons, served_engines)
+
+    worker.on_switch.append(reason_with_the_served)
+    return worker
+
+
+def _add_reasons(reasons: ModelReasons, engines: ModelEngines) -> None:
+    """Reason codes for the records of `engines`' model (none when it cannot explain)."""
+    explaining = engines.served.explaining
+    if explaining is not None:
+        codes = explainer_reasons(explaining.explainer, explaining.matrix_coder, REASONS)
+        reasons.add(engines.served.model_tag, codes)
 
 
 def starting_models(settings: ServiceSettings, remote_batching: bool) -> ModelsSpec | None:

@@ -32,6 +32,9 @@ from service.records.schema import REASON_COLUMNS, SCHEMA, DecisionBatch
 # Encoded (rows, features) float32 matrix -> one object array per reason rank (None: no
 # reason), computed with the served model's explainer exactly as /explain ranks them.
 ReasonCodes = Callable[[npt.NDArray[np.float32]], list[npt.NDArray[np.object_]]]
+# A model's tag -> its ReasonCodes (None: that model gives no reasons): a record's reasons are
+# those of the model that decided it (a canary's challenger, a switch's new champion).
+ReasonsByModel = Callable[[str], ReasonCodes | None]
 NEEDS_REASONS = ("MAYBE", "DECLINED")
 
 
@@ -47,6 +50,27 @@ def explainer_reasons(explainer: Any, matrix_coder: Any, k: int) -> ReasonCodes:
         return ranked
 
     return codes
+
+
+class ModelReasons:
+    """ReasonsByModel for a worker: the models it serves and the few it served last. A record is
+    assembled at the writer's next flush (a second at most) after its decision, so the models
+    of the last `keep` switches are plenty. Changed on the event loop, read by the writer
+    thread: each change is one assignment of a new dict (never a dict changed in place)."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._by_tag: dict[str, ReasonCodes] = {}
+
+    def add(self, tag: str, codes: ReasonCodes) -> None:
+        by_tag = {name: value for name, value in self._by_tag.items() if name != tag}
+        by_tag[tag] = codes  # the newest last
+        while len(by_tag) > self.keep:
+            del by_tag[next(iter(by_tag))]
+        self._by_tag = by_tag
+
+    def __call__(self, tag: str) -> ReasonCodes | None:
+        return self._by_tag.get(tag)
 
 
 # A single applicant's decision as the writer receives it: these values, in this order, then
@@ -110,7 +134,7 @@ def single_batch(row: Sequence[Any]) -> DecisionBatch:
     )
 
 
-def assemble_rows(flat: list[Any], reasons: ReasonCodes | None) -> pa.Table:
+def assemble_rows(flat: list[Any], reasons: ReasonsByModel | None) -> pa.Table:
     """One table (schema.SCHEMA) holding the decisions whose `append_single` values follow one
     another in `flat`, in order."""
     n, rest = divmod(len(flat), ROW_WIDTH)
@@ -135,25 +159,49 @@ def assemble_rows(flat: list[Any], reasons: ReasonCodes | None) -> pa.Table:
             columns[field] = column
         else:
             columns[field] = np.array(column, dtype=np.float64)
-    columns.update(_single_reasons(features, reasons, n))
+    columns.update(_single_reasons(features, model, reasons, n))
     columns.update(_no_challenger(n))
     return _table(columns)
 
 
 def _single_reasons(
-    features: Sequence[npt.NDArray[np.float32] | None], reasons: ReasonCodes | None, n: int
+    features: Sequence[npt.NDArray[np.float32] | None],
+    models: Sequence[str],
+    reasons: ReasonsByModel | None,
+    n: int,
 ) -> dict[str, Any]:
     explained = np.fromiter((f is not None for f in features), dtype=bool, count=n)
     if reasons is None or not explained.any():
         return {name: pa.nulls(n, pa.string()) for name in REASON_COLUMNS}
     matrix = np.concatenate([f for f in features if f is not None]).astype(np.float32, copy=False)
-    ranked = reasons(np.ascontiguousarray(matrix))
+    deciders = [model for model, f in zip(models, features, strict=True) if f is not None]
+    ranked = _by_model(matrix, deciders, reasons)
     columns: dict[str, Any] = {}
-    for k, name in enumerate(REASON_COLUMNS):
+    for name, codes in zip(REASON_COLUMNS, ranked, strict=True):
         column = np.full(n, None, dtype=object)
-        if k < len(ranked):
-            column[explained] = ranked[k]
+        column[explained] = codes
         columns[name] = column
+    return columns
+
+
+def _by_model(
+    matrix: npt.NDArray[np.float32], models: Sequence[str], reasons: ReasonsByModel
+) -> list[npt.NDArray[np.object_]]:
+    """One column per reason rank for the rows of `matrix`, each row's from the reasons of the
+    model in `models` that decided it (None where that model gives none)."""
+    columns = [np.full(len(matrix), None, dtype=object) for _ in REASON_COLUMNS]
+    tags = list(dict.fromkeys(models))
+    for tag in tags:
+        codes = reasons(tag)
+        if codes is None:
+            continue
+        if len(tags) == 1:  # the common case: every row of the flush is one model's
+            at: Any = slice(None)
+        else:
+            at = np.flatnonzero(np.asarray(models, dtype=object) == tag)
+        ranked = codes(np.ascontiguousarray(matrix[at]))
+        for column, part in zip(columns, ranked, strict=False):
+            column[at] = part
     return columns
 
 
@@ -172,7 +220,7 @@ def _no_challenger(n: int) -> dict[str, pa.Array]:
     }
 
 
-def assemble(batches: Sequence[DecisionBatch], reasons: ReasonCodes | None) -> pa.Table:
+def assemble(batches: Sequence[DecisionBatch], reasons: ReasonsByModel | None) -> pa.Table:
     """One table (schema.SCHEMA) holding every row of `batches`, in order."""
     counts = np.array([len(b.probability) for b in batches], dtype=np.int64)
     n = int(counts.sum())
@@ -182,7 +230,12 @@ def assemble(batches: Sequence[DecisionBatch], reasons: ReasonCodes | None) -> p
         array = np.array(values, dtype=dtype)
         return array if single_rows else np.repeat(array, counts)
 
-    if single_rows:
+    if any(b.positions is not None for b in batches):
+        row_index = _concat(
+            [b.positions if b.positions is not None else np.arange(len(b)) for b in batches],
+            np.int32,
+        )
+    elif single_rows:
         row_index = np.zeros(n, dtype=np.int32)
     else:
         starts = np.repeat(np.cumsum(counts) - counts, counts)
@@ -205,7 +258,7 @@ def assemble(batches: Sequence[DecisionBatch], reasons: ReasonCodes | None) -> p
             columns[field] = values
         else:
             columns[field] = np.asarray(values, dtype=np.float64)
-    columns.update(_reason_columns(batches, status, reasons, n))
+    columns.update(_reason_columns(batches, counts, status, reasons, n))
     columns.update(_challenger_columns(batches, counts, n))
     return _table(columns)
 
@@ -255,8 +308,9 @@ def _concat(arrays: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
 
 def _reason_columns(
     batches: Sequence[DecisionBatch],
+    counts: npt.NDArray[np.int64],
     status: npt.NDArray[np.object_],
-    reasons: ReasonCodes | None,
+    reasons: ReasonsByModel | None,
     n: int,
 ) -> dict[str, npt.NDArray[np.object_]]:
     columns = {name: np.full(n, None, dtype=object) for name in REASON_COLUMNS}
@@ -264,8 +318,9 @@ def _reason_columns(
     if reasons is None or not explained.any():
         return columns
     features = np.concatenate([b.features for b in batches]).astype(np.float32, copy=False)
-    ranked = reasons(np.ascontiguousarray(features[explained]))
-    for name, codes in zip(REASON_COLUMNS, ranked, strict=False):
+    models = np.repeat(np.array([b.model for b in batches], dtype=object), counts)
+    ranked = _by_model(features[explained], models[explained].tolist(), reasons)
+    for name, codes in zip(REASON_COLUMNS, ranked, strict=True):
         columns[name][explained] = codes
     return columns
 

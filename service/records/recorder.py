@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from service.records.assemble import (
     DECIDED_AT,
-    ReasonCodes,
+    ReasonsByModel,
     append_single,
     assemble,
     assemble_rows,
@@ -68,7 +68,7 @@ class DecisionRecorder:
         sink: Sink,
         spool: Spool,
         *,
-        reasons: ReasonCodes | None,
+        reasons: ReasonsByModel | None,
         flush_interval_s: float,
         max_pending_rows: int,
         spool_full: SpoolFullPolicy,

@@ -101,6 +101,9 @@ class DecisionBatch:
     fields: FieldValues
     features: npt.NDArray[np.float32]
     challenger: Challenger | None = None
+    # Each row's position in its request (row_index), where the rows are not the request's
+    # 0, 1, 2, ...: a canary's group, or the valid rows of a bulk input with invalid ones.
+    positions: npt.NDArray[np.intp] | None = None
 
     def __len__(self) -> int:
         return len(self.probability)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.records.assemble import ReasonCodes
+from service.records.assemble import ReasonsByModel
 from service.records.parquet_sink import ParquetSink
 from service.records.postgres_sink import PostgresSink
 from service.records.recorder import DecisionRecorder
@@ -54,7 +54,7 @@ def open_sink(target: Target, settings: ServiceSettings, clock: Callable[[], flo
 
 def build_recorder(
     settings: ServiceSettings,
-    reasons: ReasonCodes | None,
+    reasons: ReasonsByModel | None,
     clock: Callable[[], float] = time.time,
 ) -> DecisionRecorder | None:
     """The worker's recorder, started; None when CREDIT_RISK_DECISION_LOG is unset."""

@@ -109,9 +109,8 @@ def test_reason_codes_are_the_explain_routes(
         fields={f: [row[f] for row in rows] for f in FIELDS},
         features=features,
     )
-    table = assemble(
-        [batch], explainer_reasons(explainer, coder.matrix_coder(explainer.feature_names), 4)
-    )
+    codes = explainer_reasons(explainer, coder.matrix_coder(explainer.feature_names), 4)
+    table = assemble([batch], lambda tag: codes if tag == exported.onnx_tag else None)
     got = [[table.column(f"reason_{k}")[i].as_py() for k in range(1, 5)] for i in range(len(rows))]
     checked = 0
     for i, row in enumerate(rows):
@@ -143,7 +142,7 @@ def test_a_single_applicant_is_recorded_as_its_batch_would_be(
         DecisionRecorder(
             ParquetSink(tmp_path / name, rotate_bytes=1 << 30, rotate_s=3600),
             Spool(tmp_path / f"{name}-spool", 1 << 30),
-            reasons=reasons,
+            reasons=lambda tag: reasons,
             flush_interval_s=1.0,
             max_pending_rows=1_000_000,
             spool_full="refuse",
