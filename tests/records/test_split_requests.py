@@ -71,6 +71,41 @@ def test_each_record_has_the_reasons_of_the_model_that_decided(
             )
 
 
+def test_a_row_wise_batch_split_by_a_canary_keeps_places_and_reasons(
+    exported: ExportSummary, other_model: str, records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """/explain_batch through a canary: each group is recorded with the places of its rows in
+    the request, and the reason codes the answer gave (the deciding model's)."""
+    models, log = tmp_path / "models", tmp_path / "decision log"
+    models.write_text(
+        f"champion {exported.onnx_tag}\nchallenger {other_model}\n"
+        "mode canary\ncanary_fraction 0.5\n"
+    )
+    settings = ServiceSettings(
+        model_tag=exported.onnx_tag, models_file=models, decision_log=str(log), drain_delay_s=0
+    )
+    worker = build_worker(settings)
+
+    async def go() -> tuple[str, list[dict[str, Any]]]:
+        stack = app_for_worker(worker)
+        async with client_for_app(stack.app) as client:
+            answer = await client.post("/explain_batch", json=records[:200])
+            assert answer.status_code == 200, answer.text
+            return answer.headers["x-request-id"], answer.json()
+
+    request_id, answer = asyncio.run(go())
+    worker.scorer.close()
+    assert {decision["model"] for decision in answer} == {exported.onnx_tag, other_model}
+    table = ds.dataset(log, format="parquet").to_table().to_pylist()
+    by_index = {r["row_index"]: r for r in table if r["request_id"] == request_id}
+    assert sorted(by_index) == list(range(200))
+    for i, decision in enumerate(answer):
+        row = by_index[i]
+        assert row["model"] == decision["model"] and row["status"] == decision["status"]
+        codes = [reason["code"] for reason in decision["reasons"]]
+        assert [row[name] for name in REASONS] == codes + [None] * (4 - len(codes))
+
+
 def test_valid_rows_among_invalid_ones_keep_their_places(
     exported: ExportSummary, records: list[dict[str, Any]], tmp_path: Path
 ) -> None:
