@@ -438,7 +438,14 @@ def model_switch(worker: Worker) -> ModelSwitch | None:
             gone = [engines for engines in previous.engines() if id(engines) not in kept]
             switch.retire(Replaced(gone))
         for follow in worker.on_switch:
-            follow()
+            try:
+                follow()
+            except Exception as error:  # served already: the watch and the other hooks go on
+                logger.error(
+                    "after the models switch, %s failed: %s",
+                    getattr(follow, "__qualname__", "a hook"),
+                    type(error).__name__,
+                )
 
     def count() -> None:
         failures.count += 1

@@ -68,3 +68,31 @@ def test_a_switch_serves_the_new_champions_queue_bound_and_document(
 
     asyncio.run(go())
     worker.scorer.close()
+
+
+def test_a_failing_follower_neither_undoes_the_switch_nor_stops_the_others(
+    exported: ExportSummary, other_model: str, tmp_path: Path, caplog: Any
+) -> None:
+    models = tmp_path / "models"
+    models.write_text(f"champion {exported.onnx_tag}\n")
+    settings = ServiceSettings(model_tag=exported.onnx_tag, models_file=models, drain_delay_s=0)
+    worker = build_worker(settings)
+    switch = model_switch(worker)
+    assert switch is not None
+    followed = []
+
+    def broken() -> None:
+        raise RuntimeError("a follower's bug")
+
+    worker.on_switch[:0] = [broken]  # first: the built-in followers come after it
+    worker.on_switch.append(lambda: followed.append(worker.scorer.model_tag))
+
+    async def go() -> bool:
+        app_for_worker(worker)
+        models.write_text(f"champion {other_model}\n")
+        return await switch.check()
+
+    assert asyncio.run(go())
+    assert worker.scorer.model_tag == other_model and followed == [other_model]
+    assert "after the models switch, " in caplog.text and "RuntimeError" in caplog.text
+    worker.scorer.close()
