@@ -15,24 +15,28 @@ from export.pipeline import ExportSummary
 from features.schema import FIELDS
 from service.records.assemble import ModelReasons
 from service.settings import ServiceSettings
-from service.wiring import build_worker, model_switch
+from service.wiring import Worker, build_worker, model_switch
 from tests.inprocess import app_for_worker, client_for_app
 
 REASONS = [f"reason_{k}" for k in range(1, 5)]
+
+
+def _canary_worker(champion: str, challenger: str, models: Path, log: Path) -> Worker:
+    """A worker whose models file splits applicants half and half, recording to `log`."""
+    models.write_text(
+        f"champion {champion}\nchallenger {challenger}\nmode canary\ncanary_fraction 0.5\n"
+    )
+    settings = ServiceSettings(
+        model_tag=champion, models_file=models, decision_log=str(log), drain_delay_s=0
+    )
+    return build_worker(settings)
 
 
 def test_each_record_has_the_reasons_of_the_model_that_decided(
     exported: ExportSummary, other_model: str, records: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     models, log = tmp_path / "models", tmp_path / "decision log"
-    models.write_text(
-        f"champion {exported.onnx_tag}\nchallenger {other_model}\n"
-        "mode canary\ncanary_fraction 0.5\n"
-    )
-    settings = ServiceSettings(
-        model_tag=exported.onnx_tag, models_file=models, decision_log=str(log), drain_delay_s=0
-    )
-    worker = build_worker(settings)
+    worker = _canary_worker(exported.onnx_tag, other_model, models, log)
     switch = model_switch(worker)
     assert switch is not None
     body = {field: [record[field] for record in records[:400]] for field in FIELDS}
@@ -77,14 +81,7 @@ def test_a_row_wise_batch_split_by_a_canary_keeps_places_and_reasons(
     """/explain_batch through a canary: each group is recorded with the places of its rows in
     the request, and the reason codes the answer gave (the deciding model's)."""
     models, log = tmp_path / "models", tmp_path / "decision log"
-    models.write_text(
-        f"champion {exported.onnx_tag}\nchallenger {other_model}\n"
-        "mode canary\ncanary_fraction 0.5\n"
-    )
-    settings = ServiceSettings(
-        model_tag=exported.onnx_tag, models_file=models, decision_log=str(log), drain_delay_s=0
-    )
-    worker = build_worker(settings)
+    worker = _canary_worker(exported.onnx_tag, other_model, models, log)
 
     async def go() -> tuple[str, list[dict[str, Any]]]:
         stack = app_for_worker(worker)

@@ -8,20 +8,27 @@ from pathlib import Path
 from typing import Any
 
 from export.pipeline import ExportSummary
+from service.model_switch import ModelSwitch
 from service.settings import ServiceSettings
-from service.wiring import _load_readings, build_worker, model_switch
+from service.wiring import Worker, _load_readings, build_worker, model_switch
 from tests.inprocess import app_for_worker, client_for_app
+
+
+def _watched_worker(champion: str, models: Path) -> tuple[Worker, ModelSwitch]:
+    """A worker serving `champion` from the models file `models`, and its watch of the file."""
+    models.write_text(f"champion {champion}\n")
+    settings = ServiceSettings(model_tag=champion, models_file=models, drain_delay_s=0)
+    worker = build_worker(settings)
+    switch = model_switch(worker)
+    assert switch is not None
+    return worker, switch
 
 
 def test_a_switch_serves_the_new_champions_queue_bound_and_document(
     exported: ExportSummary, other_model: str, records: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     models = tmp_path / "models"
-    models.write_text(f"champion {exported.onnx_tag}\n")
-    settings = ServiceSettings(model_tag=exported.onnx_tag, models_file=models, drain_delay_s=0)
-    worker = build_worker(settings)
-    switch = model_switch(worker)
-    assert switch is not None
+    worker, switch = _watched_worker(exported.onnx_tag, models)
 
     async def go() -> None:
         stack = app_for_worker(worker)
@@ -74,11 +81,7 @@ def test_a_failing_follower_neither_undoes_the_switch_nor_stops_the_others(
     exported: ExportSummary, other_model: str, tmp_path: Path, caplog: Any
 ) -> None:
     models = tmp_path / "models"
-    models.write_text(f"champion {exported.onnx_tag}\n")
-    settings = ServiceSettings(model_tag=exported.onnx_tag, models_file=models, drain_delay_s=0)
-    worker = build_worker(settings)
-    switch = model_switch(worker)
-    assert switch is not None
+    worker, switch = _watched_worker(exported.onnx_tag, models)
     followed = []
 
     def broken() -> None:
