@@ -29,7 +29,7 @@ from features.columns import ApplicantColumns, from_values
 from features.schema import CATEGORICAL_FIELDS, FIELDS, NUMERIC_FIELDS
 from features.thresholds import ROW_STATUSES
 from service.errors import RequestError, from_validation_error, too_large
-from service.scoring import BulkScores, CreditScorer
+from service.scoring import ROW_MODEL, BulkScores, CreditScorer
 
 MODEL_NAME = "credit_risk"
 SERVER_NAME = "credit-risk-serving"
@@ -120,6 +120,8 @@ class OpenInferenceProtocol:
                 "outputs": [
                     {"name": "probability", "datatype": "FP32", "shape": tensor},
                     {"name": "status", "datatype": BYTES, "shape": tensor},
+                    # the model that decided each row (a canary's split; see _wanted_outputs)
+                    {"name": ROW_MODEL, "datatype": BYTES, "shape": tensor},
                 ],
             }
         )  # fmt: skip
@@ -160,13 +162,14 @@ class OpenInferenceProtocol:
     def _answer(self, request: InferenceRequest, scores: BulkScores, model: str) -> InferAnswer:
         """`model`: the champion's tag when the request came (a switch during it changes
         nothing for it: it finishes on the models it started with)."""
-        wanted = _wanted_outputs(request, scores.per_row)
+        wanted = _wanted_outputs(request, scores.per_row, split=scores.model_tags is not None)
         binary_default = bool((request.parameters or {}).get("binary_data_output", False))
         probabilities = scores.probabilities
         n = len(probabilities)
         tensors: dict[str, Callable[[], list[str]]] = {
             "status": lambda: [ROW_STATUSES[level] for level in scores.levels.tolist()],
             "error": lambda: [error or "" for error in scores.errors()],
+            "row_model": lambda: _row_models(scores, model),
         }
         outputs: list[dict[str, Any]] = []
         raw: list[bytes] = []
@@ -223,16 +226,21 @@ def _per_row(request: InferenceRequest) -> bool:
 
 
 def _wanted_outputs(
-    request: InferenceRequest, per_row: bool
+    request: InferenceRequest, per_row: bool, split: bool = False
 ) -> Callable[[bool], list[tuple[str, bool]]]:
-    """(output name, as binary data) for each output to return, given the request's default."""
-    known: tuple[str, ...] = (
+    """(output name, as binary data) for each output to return, given the request's default.
+    `row_model` (the tag of the model that decided each row) comes unasked when a canary split
+    the rows between two models, as /classify_bulk's column does, and whenever it is asked."""
+    default: tuple[str, ...] = (
         ("probability", "status", "error") if per_row else ("probability", "status")
     )
+    if split:
+        default += (ROW_MODEL,)
+    known = default if split else (*default, ROW_MODEL)
 
     def wanted(binary_default: bool) -> list[tuple[str, bool]]:
         if not request.outputs:
-            return [(name, binary_default) for name in known]
+            return [(name, binary_default) for name in default]
         chosen = []
         for i, output in enumerate(request.outputs):
             if output.name not in known:
@@ -245,6 +253,15 @@ def _wanted_outputs(
         return chosen
 
     return wanted
+
+
+def _row_models(scores: BulkScores, model: str) -> list[str]:
+    """The tag of the model that decided each row ("" for a row not scored)."""
+    if scores.model_tags is not None:
+        return [tag or "" for tag in scores.model_tags.tolist()]
+    if scores.invalid is None:
+        return [model] * len(scores.probabilities)
+    return np.where(scores.invalid.mask, "", model).tolist()
 
 
 def _problem(location: str, message: str, status: int = 422) -> RequestError:
