@@ -32,7 +32,7 @@ from runners.bulk import ChunkedPredictor
 from runners.explainer import Explainer
 from service.arrow_io import decisions_as_arrow, parse_applicant_arrow
 from service.canary import canary_rows, challenger_answers, share_limit
-from service.column_checks import check_equal_lengths, verdicts
+from service.column_checks import verdicts
 from service.csv_input import parse_applicant_csv
 from service.errors import RequestError, from_validation_error, overloaded, too_large
 from service.json_input import parse_applicant_json
@@ -42,7 +42,7 @@ from service.monitoring import DecisionMonitor
 from service.records.context import CLIENT, ROUTE
 from service.records.recorder import DecisionRecorder
 from service.records.schema import Challenger, DecisionBatch, FieldValues
-from service.schemas import Applicant, ApplicantBatch, ApplicantColumns
+from service.schemas import Applicant, ApplicantBatch
 from service.shadow import ShadowQueue, ShadowRows
 
 RowPredictor = Callable[[FeatureMatrix], Awaitable[npt.NDArray[np.float32]]]
@@ -232,17 +232,6 @@ class CreditScorer:
     @property
     def monitor(self) -> DecisionMonitor | None:
         return self.served.monitor
-
-    # -- typed entry points --------------------------------------------------------------
-    async def score_applicants(self, applicants: Sequence[Applicant]) -> Probabilities:
-        rows = self._rows_of(applicants)
-        return await self._predict(self.served, self.encoder.encode_rows(rows), rows)
-
-    async def score_columns(self, columns: dict[str, Any]) -> Probabilities:
-        probabilities, _ = await self._predict_bulk(
-            self.served, self.encoder.encode_columns(columns), 0, columns
-        )
-        return probabilities
 
     def decision(self, probability: float, model_tag: str) -> dict[str, Any]:
         return {
@@ -569,17 +558,6 @@ class CreditScorer:
         if body_format in (BodyFormat.ARROW_STREAM, BodyFormat.ARROW_FILE):
             return parse_applicant_arrow(body, body_format == BodyFormat.ARROW_FILE, max_rows)
         return parse_applicant_json(body, max_rows)
-
-    def checked_columns(self, columns: ApplicantColumns) -> dict[str, Any]:
-        """Equal lengths and the row limit of columns Pydantic validated (the typed
-        `@bentoml.api` method; the front door's bodies go through `_bulk_columns`)."""
-        values = columns.__dict__
-        lengths = {name: len(column) for name, column in values.items()}
-        n_rows = max(lengths.values())
-        if n_rows > self.limits.max_bulk_rows:
-            raise too_large("bulk input", n_rows, self.limits.max_bulk_rows, "rows")
-        check_equal_lengths(lengths, n_rows)
-        return values
 
     # -- model calls ------------------------------------------------------------------------
     # Every decision of every route comes out of one of these three calls, which record it
