@@ -70,7 +70,8 @@ def score(args: argparse.Namespace) -> dict[str, object]:
         "rejected": rejected,
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds) if seconds > 0 else None,
-        "model": tags[0] if len(tags) == 1 else tags,  # several when a rollout happened mid-job
+        # several when a rollout happened mid-job, or a canary split the rows
+        "model": tags[0] if len(tags) == 1 else tags,
         "output": str(out),
     }
     if args.rejects is not None:

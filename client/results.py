@@ -24,12 +24,16 @@ def carried_columns(schema: pa.Schema) -> list[str]:
 
 
 def scored(table: pa.Table, answer: BulkAnswer) -> pa.Table:
-    """`table`'s carried columns beside its answer. The model tag is a column (one-entry
-    dictionary, so it costs a byte a row) because a long job can span a model rollout."""
+    """`table`'s carried columns beside its answer. The model tag is a column (a dictionary,
+    so it costs a byte a row) because a long job can span a model rollout, and a canary
+    splits rows between two models: each row names the model that decided it."""
     columns = {name: table.column(name) for name in carried_columns(table.schema)}
-    model = pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(answer.rows, dtype=np.int8)), pa.array([answer.model])
-    )
+    if answer.row_model is not None:
+        model = pc.cast(pc.dictionary_encode(answer.row_model), MODEL_TYPE)
+    else:
+        model = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(answer.rows, dtype=np.int8)), pa.array([answer.model])
+        )
     columns.update(probability=answer.probability, status=answer.status, model=model)
     return pa.table(columns)
 
@@ -50,7 +54,13 @@ def split(
     if not pc.any(rejected).as_py():
         return scored(table, answer), rejects_schema(table.schema).empty_table()
     keep = pc.invert(rejected)
-    kept = BulkAnswer(answer.probability.filter(keep), answer.status.filter(keep), answer.model)
+    deciders = answer.row_model.filter(keep) if answer.row_model is not None else None
+    kept = BulkAnswer(
+        answer.probability.filter(keep),
+        answer.status.filter(keep),
+        answer.model,
+        row_model=deciders,
+    )
     rejects = table.filter(rejected).append_column("error", error.filter(rejected))
     return scored(table.filter(keep), kept), rejects
 

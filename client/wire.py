@@ -6,7 +6,8 @@ float type, categories as plain or dictionary-encoded strings). With
 (float32) and `status` (dictionary-encoded), row i for applicant i, and the model tag in the
 schema metadata under "model". With per-row verdicts (`?per_row=true`) the answer also has
 `error`: null for a scored row; for an invalid one (status INVALID, null probability) the field
-and the rule it breaks.
+and the rule it breaks. When a canary split the rows between two models, `row_model` names the
+one that decided each row (the metadata's model is the champion).
 """
 
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class BulkAnswer:
     status: pa.Array | pa.ChunkedArray  # dictionary of APPROVED, MAYBE, DECLINED (, INVALID)
     model: str
     error: pa.Array | pa.ChunkedArray | None = None  # per-row verdicts: null for a scored row
+    # A canary's split: the tag that decided each row (None: `model` decided every row)
+    row_model: pa.Array | pa.ChunkedArray | None = None
 
     @property
     def rows(self) -> int:
@@ -57,4 +60,7 @@ def read_answer(content: bytes, rows: int, per_row: bool = False) -> BulkAnswer:
     if table.num_rows != rows:
         raise ServerError(f"answer has {table.num_rows} rows for {rows} applicants")
     errors = table.column("error") if per_row else None
-    return BulkAnswer(table.column("probability"), table.column("status"), model.decode(), errors)
+    deciders = table.column("row_model") if "row_model" in table.column_names else None
+    return BulkAnswer(
+        table.column("probability"), table.column("status"), model.decode(), errors, deciders
+    )

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
+from client import CreditRiskClient
 from export.pipeline import ExportSummary
 from features.schema import FIELDS, NUMERIC_FIELDS
 from harness.process import ServedProcess, served
@@ -258,6 +260,9 @@ def test_canary_is_sticky_per_applicant_on_every_route(
     assert bulk["model"] == exported.onnx_tag
     assert bulk["row_model"] == decided
     assert bulk["probability"] == pytest.approx([d["probability"] for d in by_batch], abs=1e-5)
+    with CreditRiskClient(server.url) as client:  # our client's `model` column, row by row
+        scored = client.score_table(pa.table(columns), chunk_rows=100)
+    assert scored.column("model").to_pylist() == decided
 
     inputs = [  # V2 tensors: split row by row the same way
         {
