@@ -328,12 +328,13 @@ class CreditScorer:
         codes: list[npt.NDArray[np.object_]]
         canary = models.canary_rows(features)
         tags: npt.NDArray[np.object_] | None = None
+        # The scored rows' places in the input (None: all of them, in order): records' row_index.
+        positions = None if invalid is None else np.flatnonzero(~invalid.mask)
         if len(features) == 0:  # every row was invalid
             probabilities = np.empty(0, dtype=np.float32)
             codes = [np.empty(0, dtype=object) for _ in range(reasons)]
         elif canary is None or models.challenger is None:
             shadowed = models.shadowed
-            positions = None if invalid is None else np.flatnonzero(~invalid.mask)
             probabilities, codes = await self._score_rows(
                 models.champion, features, fields, reasons, batched, shadowed is None, positions
             )
@@ -342,9 +343,6 @@ class CreditScorer:
         else:
             # Row by row as the canary splits them: each group scored (and recorded) by its
             # model, with its own fields (the valid rows of the group, in order).
-            scored = np.flatnonzero(np.ones(columns.n_rows, dtype=np.bool_))
-            if invalid is not None:
-                scored = np.flatnonzero(~invalid.mask)
             probabilities = np.empty(len(features), dtype=np.float32)
             codes = [np.full(len(features), None, dtype=object) for _ in range(reasons)]
             tags = np.empty(len(features), dtype=object)
@@ -352,10 +350,11 @@ class CreditScorer:
                 at = np.flatnonzero(in_group)
                 if not len(at):
                     continue
+                places = at if positions is None else positions[at]
                 keep = np.zeros(columns.n_rows, dtype=np.bool_)
-                keep[scored[at]] = True
+                keep[places] = True
                 part, part_codes = await self._score_rows(
-                    served, features[at], columns.rows(keep), reasons, batched, True, scored[at]
+                    served, features[at], columns.rows(keep), reasons, batched, True, places
                 )
                 probabilities[at] = part
                 for column, part_column in zip(codes, part_codes, strict=True):

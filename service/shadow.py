@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from runners.base import FeatureMatrix, Probabilities
 from runners.bulk import ChunkedPredictor
@@ -57,7 +58,8 @@ class ShadowRows(Generic[M]):
     fields: Any  # the scored applicants' form fields (records)
     probabilities: Probabilities  # the champion's
     context: contextvars.Context | None  # the request's context (request id, route) for records
-    positions: Any = None  # the rows' places in their request, when not 0, 1, 2, ... (records)
+    # the rows' places in their request, when not 0, 1, 2, ... (records' row_index)
+    positions: npt.NDArray[np.intp] | None = None
 
 
 # Called once per pass: its requests in queue order, and the challenger's probabilities of all

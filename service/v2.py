@@ -169,7 +169,7 @@ class OpenInferenceProtocol:
         tensors: dict[str, Callable[[], list[str]]] = {
             "status": lambda: [ROW_STATUSES[level] for level in scores.levels.tolist()],
             "error": lambda: [error or "" for error in scores.errors()],
-            "row_model": lambda: _row_models(scores, model),
+            ROW_MODEL: lambda: _row_models(scores, model),
         }
         outputs: list[dict[str, Any]] = []
         raw: list[bytes] = []
@@ -231,12 +231,11 @@ def _wanted_outputs(
     """(output name, as binary data) for each output to return, given the request's default.
     `row_model` (the tag of the model that decided each row) comes unasked when a canary split
     the rows between two models, as /classify_bulk's column does, and whenever it is asked."""
-    default: tuple[str, ...] = (
+    always: tuple[str, ...] = (
         ("probability", "status", "error") if per_row else ("probability", "status")
     )
-    if split:
-        default += (ROW_MODEL,)
-    known = default if split else (*default, ROW_MODEL)
+    known = (*always, ROW_MODEL)
+    default = known if split else always
 
     def wanted(binary_default: bool) -> list[tuple[str, bool]]:
         if not request.outputs:
