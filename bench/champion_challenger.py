@@ -9,10 +9,13 @@ swayed than a rate by what else runs on the machine.
     python -m bench.champion_challenger                       # ~2 min
     python -m bench.champion_challenger --seconds 5 --rounds 2
     python -m bench.champion_challenger --routing-only        # and a fourth server, below
+    python -m bench.champion_challenger --control             # and a second champion alone
 
 `--routing-only` adds a canary whose fraction (1e-12) sends nobody to the challenger: every
 single request is routed by its share, and no challenger call is made. Its cost against the
 5% canary's splits what deciding per applicant costs from what the challenger's calls cost.
+`--control` adds a second server identical to the champion alone (an A/A pair): its ratio is
+what the bench reads where nothing differs, the resolution of every other ratio in the run.
 
 Targets (issue 24): shadow at least 0.85x and canary at least 0.97x the champion alone.
 Servers and load generator share the machine's cores: compare within one run.
@@ -46,7 +49,7 @@ TARGETS = {"shadow": 0.85, "canary": 0.97}  # of the champion alone's throughput
 
 @contextmanager
 def _servers(
-    champion: str, challenger: str, workdir: Path, routing_only: bool
+    champion: str, challenger: str, workdir: Path, routing_only: bool, control: bool = False
 ) -> Iterator[dict[str, ServedProcess]]:
     files = {
         "champion alone": f"champion {champion}\n",
@@ -54,6 +57,8 @@ def _servers(
         "canary": f"champion {champion}\nchallenger {challenger}\nmode canary\n"
         f"canary_fraction {CANARY_FRACTION}\n",
     }
+    if control:
+        files["champion alone, again"] = files["champion alone"]
     if routing_only:
         files["canary, routing only"] = (
             f"champion {champion}\nchallenger {challenger}\nmode canary\n"
@@ -81,10 +86,11 @@ def rounds(
     count: int,
     workdir: Path,
     routing_only: bool = False,
+    control: bool = False,
 ) -> Any:
     bodies = [orjson.dumps(r) for r in applicant_records(load_applicants())[:500]]
     runs: dict[str, list[dict[str, float]]] = {}
-    with _servers(champion, challenger, workdir, routing_only) as servers:
+    with _servers(champion, challenger, workdir, routing_only, control) as servers:
         names = list(servers)
         for number in range(count):
             # Each round starts with another case: no case always follows the same one.
@@ -132,6 +138,9 @@ def main() -> None:
         action="store_true",
         help=f"add a canary at fraction {ROUTING_ONLY_FRACTION:g}: routing, no challenger calls",
     )
+    parser.add_argument(
+        "--control", action="store_true", help="add a second champion alone (an A/A pair)"
+    )
     args = parser.parse_args()
     machine = describe()
     with tempfile.TemporaryDirectory(prefix="credit-risk-bench-challenger-") as tmp:
@@ -140,7 +149,10 @@ def main() -> None:
         os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
         champion = run_export().onnx_tag
         challenger = run_export(seed=2).onnx_tag
-        http = rounds(champion, challenger, args.seconds, args.rounds, workdir, args.routing_only)
+        http = rounds(
+            champion, challenger, args.seconds, args.rounds, workdir, args.routing_only,
+            args.control,
+        )  # fmt: skip
     result = {"machine": machine, "load_average_at_end": os.getloadavg(),
               "connections": CONNECTIONS, "seconds": args.seconds,
               "canary_fraction": CANARY_FRACTION, "targets": TARGETS, "http": http}  # fmt: skip

@@ -16,7 +16,11 @@
    PostgreSQL keeps up when the lag stays below a couple of flush intervals and nothing is
    spooled.
 
-    python -m bench.records [--seconds 4] [--rounds 8]   # writes bench/results/records.json
+   With `--control`, a second server without a log takes part in every round (an A/A pair):
+   its ratio to the first is what the bench reads where nothing differs, the resolution of
+   the parquet/off ratios of the same run.
+
+    python -m bench.records [--seconds 4] [--rounds 8] [--control]   # bench/results/records.json
 """
 
 import argparse
@@ -96,10 +100,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         files = stack.enter_context(
             served({**base, "CREDIT_RISK_DECISION_LOG": str(log)}, log_path=workdir / "files.log")
         )
-        rounds: dict[str, list[dict[str, float]]] = {"off": [], "parquet": []}
+        cases = [("off", plain), ("parquet", files)]
+        if args.control:
+            again = stack.enter_context(served(base, log_path=workdir / "again.log"))
+            cases.append(("off again", again))
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _ in cases}
         for number in range(args.rounds):
-            pair = [("off", plain), ("parquet", files)]
-            for name, server in pair if number % 2 == 0 else pair[::-1]:  # drift hits both
+            shift = number % len(cases)  # each round starts with another case: drift hits all
+            for name, server in cases[shift:] + cases[:shift]:
                 run = _round(server, bodies, args.seconds, workdir, name)
                 rounds[name].append(run)
                 print(f"   round {number + 1} {name:>8}: {run['rps']:9,.0f} req/s  "
@@ -113,6 +121,22 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # Both servers stopped (SIGTERM: the drain writes every record): count them.
     answered = sum(r["requests"] - r["non_2xx"] for r in rounds["parquet"])
     recorded = ds.dataset(log, format="parquet").count_rows()
+    if args.control:
+        control = [
+            a["rps"] / o["rps"] for o, a in zip(rounds["off"], rounds["off again"], strict=True)
+        ]
+        control_cpu = [
+            o["cpu_us_per_request"] / a["cpu_us_per_request"]
+            for o, a in zip(rounds["off"], rounds["off again"], strict=True)
+        ]
+        results["control"] = {
+            "off_again_vs_off_per_round": control,
+            "off_again_vs_off_median": statistics.median(control),
+            "cpu_off_over_off_again_median": statistics.median(control_cpu),
+        }
+        print(f"   control, off again / off per round: {', '.join(f'{r:.3f}' for r in control)} "
+              f"(median {statistics.median(control):.3f}); CPU per request: median "
+              f"{statistics.median(control_cpu):.3f}", flush=True)  # fmt: skip
     results["classify_64"] = {
         "rounds": rounds,
         "parquet_vs_off_per_round": ratios,
@@ -170,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=4, help="wrk run per server and round")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--control", action="store_true", help="add a second server without a log (A/A)"
+    )
     args = parser.parse_args(argv)
     run_and_write("records", args.output, lambda workdir: run(args, workdir))
 
