@@ -24,6 +24,7 @@ from export.pipeline import ExportSummary
 from features.schema import FIELDS, NUMERIC_FIELDS
 from harness.process import ServedProcess, free_port, served
 from service.http.media import ARROW_STREAM
+from tests.bodies import applicant_columns, v2_inputs
 from tests.metrics_text import metric_total
 
 pytestmark = pytest.mark.slow
@@ -100,14 +101,10 @@ def decisions_of(
     return [i["probability"] for i in items], [i["status"] for i in items], explained
 
 
-def columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in FIELDS}
-
-
 def every_route(client: httpx.Client, sent: Sent, rows: list[dict[str, Any]]) -> None:
     sent.post(client, "/classify", "one", json=rows[0])
     sent.post(client, "/classify_batch", "batch", json=rows[1:4])
-    sent.post(client, "/classify_bulk?reasons=4", "bulk-json", json=columns_of(rows[:60]))
+    sent.post(client, "/classify_bulk?reasons=4", "bulk-json", json=applicant_columns(rows[:60]))
     csv = io.BytesIO()
     pcsv.write_csv(pa.Table.from_pylist(rows[60:80]), csv)
     sent.post(
@@ -130,15 +127,7 @@ def every_route(client: httpx.Client, sent: Sent, rows: list[dict[str, Any]]) ->
     )
     sent.post(client, "/explain", "explain", json=rows[100])
     sent.post(client, "/explain_batch", "explain-batch", json=rows[101:106])
-    inputs = [
-        {
-            "name": name,
-            "shape": [10],
-            "datatype": "FP64" if name in NUMERIC_FIELDS else "BYTES",
-            "data": [row[name] for row in rows[106:116]],
-        }
-        for name in FIELDS
-    ]
+    inputs = v2_inputs(applicant_columns(rows[106:116]))
     sent.post(client, V2_INFER, "v2", json={"inputs": inputs})
 
 

@@ -20,8 +20,8 @@ import pytest
 
 from client import CreditRiskClient
 from export.pipeline import ExportSummary
-from features.schema import FIELDS, NUMERIC_FIELDS
 from harness.process import ServedProcess, served
+from tests.bodies import v2_inputs
 from tests.metrics_text import metric_total, scrape_until
 
 RELOAD_S = 0.2
@@ -264,15 +264,7 @@ def test_canary_is_sticky_per_applicant_on_every_route(
         scored = client.score_table(pa.table(columns), chunk_rows=100)
     assert scored.column("model").to_pylist() == decided
 
-    inputs = [  # V2 tensors: split row by row the same way
-        {
-            "name": name,
-            "shape": [len(applicants)],
-            "datatype": "FP64" if name in NUMERIC_FIELDS else "BYTES",
-            "data": columns[name],
-        }
-        for name in FIELDS
-    ]
+    inputs = v2_inputs(columns)  # V2 tensors: split row by row the same way
     v2 = httpx.post(f"{server.url}/v2/models/credit_risk/infer", json={"inputs": inputs})
     outputs = {output["name"]: output["data"] for output in v2.json()["outputs"]}
     assert outputs["probability"] == pytest.approx([d["probability"] for d in by_batch], abs=1e-5)

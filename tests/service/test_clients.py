@@ -17,17 +17,14 @@ from export.pipeline import ExportSummary
 from features.schema import CATEGORICAL_FIELDS, FIELDS
 from harness.process import ServedProcess
 from service.registry import typed
+from tests.bodies import applicant_columns
 
 pytestmark = pytest.mark.slow
 ROWS = 300
 
 
-def _columns(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {name: [record[name] for record in records] for name in FIELDS}
-
-
 def _bulk(server: ServedProcess, records: list[dict[str, Any]]) -> dict[str, Any]:
-    answer = httpx.post(f"{server.url}/classify_bulk", json=_columns(records), timeout=60)
+    answer = httpx.post(f"{server.url}/classify_bulk", json=applicant_columns(records), timeout=60)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
 
@@ -44,7 +41,7 @@ def test_bentoml_sync_client_calls_every_endpoint(
     with bentoml.SyncHTTPClient(server.url) as client:
         single = client.classify(**records[0])
         batch = client.classify_batch(records[:50])
-        bulk = client.classify_bulk(**_columns(records[:40]))
+        bulk = client.classify_bulk(**applicant_columns(records[:40]))
         explained = client.explain(**records[1])
         explained_batch = client.explain_batch(records[:5])
     assert single["probability"] == pytest.approx(expected_probability[0], abs=1e-6)
@@ -65,7 +62,7 @@ def test_bentoml_async_client_calls_every_endpoint(
             return await asyncio.gather(
                 client.classify(**records[2]),
                 client.classify_batch(records[:20]),
-                client.classify_bulk(**_columns(records[:20])),
+                client.classify_bulk(**applicant_columns(records[:20])),
                 client.explain(**records[3]),
                 client.explain_batch(records[:3]),
             )

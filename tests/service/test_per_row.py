@@ -19,6 +19,7 @@ from features.schema import FIELDS, NUMERIC_FIELDS
 from service.arrow_io import table_as_ipc
 from service.settings import ServiceSettings
 from service.wiring import Worker, build_worker
+from tests.bodies import applicant_columns, v2_inputs
 from tests.inprocess import client_for, door_for_worker
 
 ARROW = "application/vnd.apache.arrow.stream"
@@ -46,7 +47,7 @@ def worker(exported: ExportSummary) -> Iterator[Worker]:
 
 @pytest.fixture(scope="module")
 def columns(records) -> dict[str, list[Any]]:
-    values = {name: [r[name] for r in records[:ROWS]] for name in FIELDS}
+    values = applicant_columns(records[:ROWS])
     for row, (field, value, _) in BAD.items():
         values[field][row] = value
     return values
@@ -153,16 +154,7 @@ def test_a_bad_per_row_value_is_refused(worker: Worker, columns: dict[str, list[
 
 
 def _infer_request(columns: dict[str, list[Any]], **parameters: Any) -> bytes:
-    inputs = [
-        {
-            "name": name,
-            "shape": [len(columns[name])],
-            "datatype": "FP64" if name in NUMERIC_FIELDS else "BYTES",
-            "data": columns[name],
-        }
-        for name in FIELDS
-    ]
-    request: dict[str, Any] = {"inputs": inputs}
+    request: dict[str, Any] = {"inputs": v2_inputs(columns)}
     if parameters:
         request["parameters"] = parameters
     return orjson.dumps(request)

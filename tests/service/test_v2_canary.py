@@ -7,24 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from export.pipeline import ExportSummary
-from features.schema import FIELDS, NUMERIC_FIELDS
+from features.schema import FIELDS
 from service.settings import ServiceSettings
 from service.wiring import build_worker
+from tests.bodies import applicant_columns, v2_inputs
 from tests.inprocess import app_for_worker, client_for_app
 
 INFER = "/v2/models/credit_risk/infer"
-
-
-def _inputs(applicants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": name,
-            "shape": [len(applicants)],
-            "datatype": "FP64" if name in NUMERIC_FIELDS else "BYTES",
-            "data": [a[name] for a in applicants],
-        }
-        for name in FIELDS
-    ]
 
 
 def test_v2_names_the_model_that_decided_each_row(
@@ -48,13 +37,15 @@ def test_v2_names_the_model_that_decided_each_row(
             bulk = (await client.post("/classify_bulk", json=columns)).json()
             assert set(bulk["row_model"]) == {exported.onnx_tag, other_model}
 
-            answer = (await client.post(INFER, json={"inputs": _inputs(applicants)})).json()
+            answer = (
+                await client.post(INFER, json={"inputs": v2_inputs(applicant_columns(applicants))})
+            ).json()
             outputs = {output["name"]: output["data"] for output in answer["outputs"]}
             assert list(outputs) == ["probability", "status", "row_model"]
             assert outputs["row_model"] == bulk["row_model"]
 
             for tag in (exported.onnx_tag, other_model):  # one applicant that model decides
-                one = _inputs([applicants[bulk["row_model"].index(tag)]])
+                one = v2_inputs(applicant_columns([applicants[bulk["row_model"].index(tag)]]))
                 asked = {"inputs": one, "outputs": [{"name": "row_model"}]}
                 answer = (await client.post(INFER, json=asked)).json()
                 assert answer["outputs"][0]["data"] == [tag]

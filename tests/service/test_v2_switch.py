@@ -12,23 +12,10 @@ from export.pipeline import ExportSummary
 from service.scoring import ServedModels
 from service.settings import ServiceSettings
 from service.wiring import build_worker
+from tests.bodies import applicant_columns, v2_inputs
 from tests.inprocess import app_for_worker, client_for_app
 
 MODEL = "/v2/models/credit_risk"
-
-
-def _infer_body(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {
-                "name": name,
-                "datatype": "BYTES" if isinstance(value, str) else "FP64",
-                "shape": [1],
-                "data": [value],
-            }
-            for name, value in record.items()
-        ]
-    }
 
 
 def test_v2_names_the_version_served_now(
@@ -37,7 +24,7 @@ def test_v2_names_the_version_served_now(
     worker = build_worker(ServiceSettings(model_tag=exported.onnx_tag, drain_delay_s=0))
     first = exported.onnx_tag.split(":", 1)[1]
     promoted_tag = f"{exported.onnx_tag.split(':', 1)[0]}:promoted"
-    body = _infer_body(records[0])
+    body = {"inputs": v2_inputs(applicant_columns(records[:1]))}
 
     async def go() -> None:
         stack = app_for_worker(worker)
