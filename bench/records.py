@@ -92,9 +92,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     started = time.monotonic()
     exported = run_export()
     bodies = [orjson.dumps(r) for r in applicant_records(load_applicants())]
-    base = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, "CREDIT_RISK_WORKERS": "2"}
+    base = {"CREDIT_RISK_MODEL_TAG": exported.onnx_tag, "CREDIT_RISK_WORKERS": str(args.workers)}
     log = workdir / "decisions"
-    results: dict[str, Any] = {"machine": describe(), "seconds": args.seconds}
+    results: dict[str, Any] = {
+        "machine": describe(),
+        "seconds": args.seconds,
+        "workers": args.workers,
+    }
     with ExitStack() as stack:
         plain = stack.enter_context(served(base, log_path=workdir / "plain.log"))
         files = stack.enter_context(
@@ -196,6 +200,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument(
         "--control", action="store_true", help="add a second server without a log (A/A)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="per server (1: no split of wrk's connections between workers, and a core for wrk)",
     )
     args = parser.parse_args(argv)
     run_and_write("records", args.output, lambda workdir: run(args, workdir))
