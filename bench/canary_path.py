@@ -12,9 +12,12 @@ Cases (the same two models as `bench.champion_challenger`, exported if missing):
   the challenger;
 - routing, hash skipped: the same with `challenger_answers` replaced by `False`: what the
   share's hash costs between a request's other work (a diagnostic, never served);
-- canary 5%: the challenger answers 5% of applicants;
-- canary 5%, champion's session: the same split, with the champion's own ONNX session as the
-  challenger's model: what the split's extra model calls cost whichever model makes them.
+- canary 5%: the challenger answers 5% of applicants, as served: a flush holding rows of both
+  models makes one call of the two joined in one session (runners/pair.py);
+- canary 5%, two calls: the same without the joined session: a flush holding rows of both
+  makes one call per model (as before the join);
+- canary 5%, champion's session: two calls, with the champion's own ONNX session as the
+  challenger's model: what the extra model call costs whichever model makes it.
 """
 
 import argparse
@@ -37,6 +40,7 @@ CASES = (
     "routing only",
     "routing, hash skipped",
     "canary 5%",
+    "canary 5%, two calls",
     "canary 5%, champion's session",
 )
 CONCURRENCY = 16  # coroutines: merged batches of about this many requests
@@ -65,11 +69,14 @@ async def _score(case: str, requests: int) -> float:
         service.scoring.challenger_answers = lambda row, limit: False
     worker = build_worker(ServiceSettings())
     scorer = worker.scorer
-    if case == "canary 5%, champion's session":
-        models, batcher, run = scorer.models, worker.batcher, worker.runner.predict
-        assert models.challenger is not None and batcher is not None
-        own = partial(batcher.predict, model=lambda rows: run(rows))  # a group of its own
-        scorer.switch(replace(models, challenger=replace(models.challenger, predict_rows=own)))
+    models, batcher = scorer.models, worker.batcher
+    if case in ("canary 5%, two calls", "canary 5%, champion's session"):
+        assert models.challenger is not None and batcher is not None and worker.engines
+        challenger = worker.engines.challenger
+        assert challenger is not None
+        run = (worker.runner if "champion" in case else challenger.runner).predict
+        alone = partial(batcher.predict, model=lambda rows: run(rows))  # a group of its own
+        scorer.switch(replace(models, challenger=replace(models.challenger, predict_rows=alone)))
     bodies = [orjson.dumps(r) for r in applicant_records(load_applicants())[:APPLICANTS]]
 
     async def client(first: int, count: int) -> None:

@@ -44,12 +44,18 @@ RESULTS = Path(__file__).parent / "results" / "champion_challenger.json"
 CONNECTIONS = 64
 CANARY_FRACTION = 0.05
 ROUTING_ONLY_FRACTION = 1e-12  # a share below it: about one applicant in 10^12
+TWO_CALLS = "canary, two calls"
 TARGETS = {"shadow": 0.85, "canary": 0.97}  # of the champion alone's throughput
 
 
 @contextmanager
 def _servers(
-    champion: str, challenger: str, workdir: Path, routing_only: bool, control: bool = False
+    champion: str,
+    challenger: str,
+    workdir: Path,
+    routing_only: bool,
+    control: bool = False,
+    two_calls: bool = False,
 ) -> Iterator[dict[str, ServedProcess]]:
     files = {
         "champion alone": f"champion {champion}\n",
@@ -64,12 +70,16 @@ def _servers(
             f"champion {champion}\nchallenger {challenger}\nmode canary\n"
             f"canary_fraction {ROUTING_ONLY_FRACTION}\n"
         )
+    if two_calls:  # the canary without its joined session (service/settings.py)
+        files[TWO_CALLS] = files["canary"]
     with ExitStack() as stack:
         servers = {}
         for name, text in files.items():
             path = workdir / f"models-{_slug(name)}"
             path.write_text(text)
             env = {"CREDIT_RISK_MODEL_TAG": champion, "CREDIT_RISK_MODELS_FILE": str(path)}
+            if name == TWO_CALLS:
+                env["CREDIT_RISK_CANARY_JOINED_CALLS"] = "false"
             log = workdir / f"{_slug(name)}.log"
             servers[name] = stack.enter_context(served(env, log_path=log))
         yield servers
@@ -87,10 +97,11 @@ def rounds(
     workdir: Path,
     routing_only: bool = False,
     control: bool = False,
+    two_calls: bool = False,
 ) -> Any:
     bodies = [orjson.dumps(r) for r in applicant_records(load_applicants())[:500]]
     runs: dict[str, list[dict[str, float]]] = {}
-    with _servers(champion, challenger, workdir, routing_only, control) as servers:
+    with _servers(champion, challenger, workdir, routing_only, control, two_calls) as servers:
         names = list(servers)
         for number in range(count):
             # Each round starts with another case: no case always follows the same one.
@@ -141,6 +152,11 @@ def main() -> None:
     parser.add_argument(
         "--control", action="store_true", help="add a second champion alone (an A/A pair)"
     )
+    parser.add_argument(
+        "--two-calls",
+        action="store_true",
+        help="add the canary with CREDIT_RISK_CANARY_JOINED_CALLS=false (one call per model)",
+    )
     args = parser.parse_args()
     machine = describe()
     with tempfile.TemporaryDirectory(prefix="credit-risk-bench-challenger-") as tmp:
@@ -151,7 +167,7 @@ def main() -> None:
         challenger = run_export(seed=2).onnx_tag
         http = rounds(
             champion, challenger, args.seconds, args.rounds, workdir, args.routing_only,
-            args.control,
+            args.control, args.two_calls,
         )  # fmt: skip
     result = {"machine": machine, "load_average_at_end": os.getloadavg(),
               "connections": CONNECTIONS, "seconds": args.seconds,

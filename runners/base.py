@@ -1,5 +1,6 @@
 """The one abstraction every engine implements: load by tag, predict P(default) for a matrix."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,6 +11,9 @@ from runners.model_store import StoredModel
 
 FeatureMatrix = npt.NDArray[np.float32]
 Probabilities = npt.NDArray[np.float32]
+# Two models in one call (runners/pair.py): (rows, positions) -> (the first model's
+# probabilities for every row, the second model's for rows[positions]).
+JoinedCall = Callable[[FeatureMatrix, npt.NDArray[np.int64]], tuple[Probabilities, Probabilities]]
 
 
 @dataclass

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runners.base import FeatureMatrix, Probabilities
+from runners.base import FeatureMatrix, JoinedCall, Probabilities
 
 
 class OverloadedError(RuntimeError):
@@ -49,6 +49,18 @@ class BatchRecord:
 
 
 Model = Callable[[FeatureMatrix], Probabilities]
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedModel:
+    """Another model that can score in one call with the batcher's own (runners/pair.py): a
+    flush holding rows for both makes one `with_own` call instead of one call per model."""
+
+    predict: Model  # alone (a flush of its rows only, the light-load path)
+    with_own: JoinedCall  # (rows, positions of this model's) -> (own for all, this one's)
+
+    def __call__(self, features: FeatureMatrix) -> Probabilities:
+        return self.predict(features)
 
 
 @dataclass(slots=True)
@@ -115,7 +127,8 @@ class AdaptiveBatcher:
     async def predict(self, rows: FeatureMatrix, model: Model | None = None) -> Probabilities:
         """P(default) for exactly these rows, possibly computed in a merged batch; by `model`
         when given (a canary's challenger: its rows share the queue, the flush and the limits
-        with the batcher's own, and a flush makes one call per model), else by the batcher's."""
+        with the batcher's own, and a flush makes one call per model, or one call for both when
+        `model` is a JoinedModel), else by the batcher's."""
         if self._queued_rows + len(rows) > self.max_queue_rows:
             raise OverloadedError(self._full_message())
         loop = asyncio.get_running_loop()
@@ -205,6 +218,9 @@ class AdaptiveBatcher:
             groups = {}
             for pending in batch:
                 groups.setdefault(pending.model, []).append(pending)
+            joined = self._joined_call(batch, groups)
+            if joined is not None:
+                return [joined]
         outcomes: list[_Outcome] = []
         for model, group in groups.items():
             started = time.perf_counter()
@@ -214,6 +230,35 @@ class AdaptiveBatcher:
                 result = error
             outcomes.append((group, result, started, time.perf_counter() - started))
         return outcomes
+
+    def _joined_call(
+        self, batch: list[_Pending], groups: dict[Model | None, list[_Pending]]
+    ) -> _Outcome | None:
+        """One call for a flush of the batcher's own rows and one JoinedModel's, in the batch's
+        order; None when the flush holds other models or the joined call fails (then each model
+        scores its own rows, and each group gets its own answer or error)."""
+        if len(groups) != 2 or None not in groups:
+            return None
+        other = next(model for model in groups if model is not None)
+        if not isinstance(other, JoinedModel):
+            return None
+        positions: list[int] = []
+        offset = 0
+        for pending in batch:
+            n = len(pending.rows)
+            if pending.model is other:
+                positions.extend(range(offset, offset + n))
+            offset += n
+        at = np.array(positions, dtype=np.int64)
+        started = time.perf_counter()
+        try:
+            own, theirs = other.with_own(_features(batch), at)
+        except Exception:
+            return None
+        if not own.flags.writeable:
+            own = own.copy()
+        own[at] = theirs  # every row now its own model's answer
+        return batch, own, started, time.perf_counter() - started
 
     def _settle(self, outcomes: list[_Outcome]) -> None:
         for group, result, started, model_s in outcomes:

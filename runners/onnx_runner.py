@@ -51,15 +51,8 @@ class OnnxRunner(StoredModelRunner):
             device, "onnxruntime", CUDA_PROVIDER in ort.get_available_providers(), stored.tag
         )
         providers = [CUDA_PROVIDER, CPU_PROVIDER] if choice.device == "cuda" else [CPU_PROVIDER]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Fatal only: ORT logs a failed run to stderr with the offending input ("idx=123456
-        # must be within ..."); the error reaches Python as an exception anyway.
-        options.log_severity_level = 4
         try:
-            session = ort.InferenceSession(source, options, providers=providers)
+            session = ort.InferenceSession(source, session_options(threads), providers=providers)
         except Exception as error:  # ORT raises several unrelated types for a bad file
             raise ModelLoadError(f"cannot load ONNX model {stored.tag}: {error}") from error
         runner = cls(stored=stored, session=session, device=choice.device)
@@ -100,6 +93,18 @@ class OnnxRunner(StoredModelRunner):
             self._output_names, {self._input_name: features}, self._run_options
         )
         return np.ascontiguousarray(probabilities[:, 1])
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """`threads` for one call's nodes, one call at a time."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Fatal only: ORT logs a failed run to stderr with the offending input ("idx=123456 must be
+    # within ..."); the error reaches Python as an exception anyway.
+    options.log_severity_level = 4
+    return options
 
 
 def direct_run(session: ort.InferenceSession, version: str) -> Any:

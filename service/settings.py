@@ -33,6 +33,13 @@ class ServiceSettings(BaseSettings):
     models_reload_s: float = Field(
         5.0, gt=0, description="How often at most each worker checks the models file."
     )
+    canary_joined_calls: bool = Field(
+        True,
+        description="A canary's champion and challenger (ONNX, on the CPU) joined in one ONNX "
+        "Runtime session, checked at load to give each model's own answers to the bit: a merged "
+        "batch holding applicants of both makes one model call, not two (runners/pair.py; "
+        "bench/REPORT_NOTES.md, champion and challenger). false: one call per model.",
+    )
     engine: Literal["onnx", "xgboost"] = Field(
         "onnx", description="Engine for /classify and /classify_batch."
     )

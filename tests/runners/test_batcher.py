@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from runners.batcher import AdaptiveBatcher, BatchRecord, OverloadedError
+from runners.batcher import AdaptiveBatcher, BatchRecord, JoinedModel, OverloadedError
 from tests.row_sum_model import CountingModel
 
 
@@ -138,6 +138,91 @@ def test_a_failing_other_model_fails_only_its_own_requests(offload: bool) -> Non
             assert isinstance(result, RuntimeError)
         else:
             np.testing.assert_array_equal(result, [4.0 * i])
+
+
+class JoinedNegation:
+    """A JoinedModel's two calls: the challenger answers minus the row sum; `with_own` scores
+    both models' rows in one call (the champion's over every row, as runners/pair.py does)."""
+
+    def __init__(self, champion: CountingModel, fail: bool = False) -> None:
+        self.champion = champion
+        self.fail = fail
+        self.alone: list[int] = []
+        self.joined: list[tuple[int, list[int]]] = []
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        self.alone.append(len(features))
+        return -features.sum(axis=1).astype(np.float32)
+
+    def with_own(
+        self, features: np.ndarray, positions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.joined.append((len(features), positions.tolist()))
+        if self.fail:
+            raise RuntimeError("joined session down")
+        own = features.sum(axis=1).astype(np.float32)
+        return own, -features[positions].sum(axis=1).astype(np.float32)
+
+
+def _mixed_requests(
+    batcher: AdaptiveBatcher, challenger: JoinedModel
+) -> "asyncio.Future[list[np.ndarray]]":
+    rows = [np.full((1 + i % 2, 4), i, dtype=np.float32) for i in range(12)]
+    models = [challenger if i % 3 == 1 else None for i in range(12)]
+    return asyncio.gather(*(batcher.predict(r, model=m) for r, m in zip(rows, models, strict=True)))
+
+
+def _assert_mixed_answers(results: list[np.ndarray]) -> None:
+    for i, out in enumerate(results):
+        sign = -1 if i % 3 == 1 else 1
+        np.testing.assert_array_equal(out, np.full(1 + i % 2, sign * 4 * i, np.float32))
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_rows_of_a_joined_model_and_the_batchers_own_make_one_call(offload: bool) -> None:
+    """A flush holding rows of both: one joined call, told where the other model's rows are,
+    and each request answered by the model it named."""
+    champion = CountingModel()
+    calls = JoinedNegation(champion)
+    challenger = JoinedModel(calls.predict, calls.with_own)
+    batcher, records = _batcher(champion, offload_to_thread=offload)
+
+    async def main() -> list[np.ndarray]:
+        results = await _mixed_requests(batcher, challenger)
+        await batcher.close()
+        return results
+
+    _assert_mixed_answers(asyncio.run(main()))
+    # In the loop the first request (the champion's) runs at once and the other 11 queue; with
+    # the model on a thread all 12 queue. Either way the queued ones make one joined call.
+    flushed = list(range(12)) if offload else list(range(1, 12))
+    assert champion.calls == ([] if offload else [1])
+    assert not calls.alone
+    starts = np.cumsum([0] + [1 + i % 2 for i in flushed])
+    expected = [
+        int(starts[k]) + row
+        for k, i in enumerate(flushed)
+        if i % 3 == 1
+        for row in range(1 + i % 2)
+    ]
+    assert calls.joined == [(int(starts[-1]), expected)]
+    assert records[-1].requests == len(flushed)  # one call, one record
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_a_failing_joined_call_falls_back_to_one_call_per_model(offload: bool) -> None:
+    champion = CountingModel()
+    calls = JoinedNegation(champion, fail=True)
+    challenger = JoinedModel(calls.predict, calls.with_own)
+    batcher, _ = _batcher(champion, offload_to_thread=offload)
+
+    async def main() -> list[np.ndarray]:
+        results = await _mixed_requests(batcher, challenger)
+        await batcher.close()
+        return results
+
+    _assert_mixed_answers(asyncio.run(main()))
+    assert calls.joined and calls.alone  # tried once, then each model on its own rows
 
 
 def test_full_queue_refuses_with_overloaded_error() -> None:
