@@ -253,7 +253,7 @@ class AdaptiveBatcher:
         started = time.perf_counter()
         try:
             own, theirs = other.with_own(_features(batch), at)
-        except Exception:
+        except Exception:  # each model alone, next: its own error reaches its own requests
             return None
         if not own.flags.writeable:
             own = own.copy()

@@ -239,7 +239,8 @@ class ModelSet:
             # The canary's rows ride the champion's batcher (its queue, flushes and limits),
             # scored by the challenger's model: a second batcher would add its own model calls
             # and flushes a tick for a few requests, and cost more than the split's share
-            # (bench/REPORT_NOTES.md, champion and challenger).
+            # (bench/REPORT_NOTES.md, champion and challenger). Joined, a flush holding rows of
+            # both models is one call.
             model: Callable[[FeatureMatrix], Probabilities] = engines.runner.predict
             if self.joined is not None:
                 model = JoinedModel(engines.runner.predict, self.joined)
