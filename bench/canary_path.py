@@ -33,7 +33,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from export.pipeline import run_export
+from bench.champion_challenger import two_models
 
 CASES = (
     "champion alone",
@@ -112,10 +112,7 @@ def main() -> None:
     cpu: dict[str, list[float]] = {case: [] for case in CASES}
     with tempfile.TemporaryDirectory(prefix="credit-risk-bench-canary-path-") as tmp:
         workdir = Path(tmp)
-        os.environ["BENTOML_HOME"] = str(workdir / "home")  # a model store of its own
-        os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-        champion = run_export().onnx_tag
-        challenger = run_export(seed=2).onnx_tag
+        champion, challenger = two_models(workdir)
         path = workdir / "models"
         env = {**os.environ, "CREDIT_RISK_MODEL_TAG": champion}
         env["CREDIT_RISK_MODELS_FILE"] = str(path)

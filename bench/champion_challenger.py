@@ -85,6 +85,14 @@ def _servers(
         yield servers
 
 
+def two_models(workdir: Path) -> tuple[str, str]:
+    """The champion (the course export) and a challenger (another split seed: other trees) in a
+    model store of their own under `workdir`, for this process and the servers it starts."""
+    os.environ["BENTOML_HOME"] = str(workdir / "home")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    return run_export().onnx_tag, run_export(seed=2).onnx_tag
+
+
 def _slug(name: str) -> str:
     return name.replace(",", "").replace(" ", "-")
 
@@ -161,10 +169,7 @@ def main() -> None:
     machine = describe()
     with tempfile.TemporaryDirectory(prefix="credit-risk-bench-challenger-") as tmp:
         workdir = Path(tmp)
-        os.environ["BENTOML_HOME"] = str(workdir / "home")  # a model store of its own
-        os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-        champion = run_export().onnx_tag
-        challenger = run_export(seed=2).onnx_tag
+        champion, challenger = two_models(workdir)
         http = rounds(
             champion, challenger, args.seconds, args.rounds, workdir, args.routing_only,
             args.control, args.two_calls,

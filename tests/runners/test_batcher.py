@@ -178,12 +178,12 @@ def _assert_mixed_answers(results: list[np.ndarray]) -> None:
         np.testing.assert_array_equal(out, np.full(1 + i % 2, sign * 4 * i, np.float32))
 
 
-@pytest.mark.parametrize("offload", [False, True])
-def test_rows_of_a_joined_model_and_the_batchers_own_make_one_call(offload: bool) -> None:
-    """A flush holding rows of both: one joined call, told where the other model's rows are,
-    and each request answered by the model it named."""
+def _joined_run(
+    offload: bool, fail: bool = False
+) -> tuple[CountingModel, JoinedNegation, list[BatchRecord]]:
+    """12 requests, every third the joined challenger's, through one batcher; answers checked."""
     champion = CountingModel()
-    calls = JoinedNegation(champion)
+    calls = JoinedNegation(champion, fail=fail)
     challenger = JoinedModel(calls.predict, calls.with_own)
     batcher, records = _batcher(champion, offload_to_thread=offload)
 
@@ -193,6 +193,14 @@ def test_rows_of_a_joined_model_and_the_batchers_own_make_one_call(offload: bool
         return results
 
     _assert_mixed_answers(asyncio.run(main()))
+    return champion, calls, records
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_rows_of_a_joined_model_and_the_batchers_own_make_one_call(offload: bool) -> None:
+    """A flush holding rows of both: one joined call, told where the other model's rows are,
+    and each request answered by the model it named."""
+    champion, calls, records = _joined_run(offload)
     # In the loop the first request (the champion's) runs at once and the other 11 queue; with
     # the model on a thread all 12 queue. Either way the queued ones make one joined call.
     flushed = list(range(12)) if offload else list(range(1, 12))
@@ -211,17 +219,7 @@ def test_rows_of_a_joined_model_and_the_batchers_own_make_one_call(offload: bool
 
 @pytest.mark.parametrize("offload", [False, True])
 def test_a_failing_joined_call_falls_back_to_one_call_per_model(offload: bool) -> None:
-    champion = CountingModel()
-    calls = JoinedNegation(champion, fail=True)
-    challenger = JoinedModel(calls.predict, calls.with_own)
-    batcher, _ = _batcher(champion, offload_to_thread=offload)
-
-    async def main() -> list[np.ndarray]:
-        results = await _mixed_requests(batcher, challenger)
-        await batcher.close()
-        return results
-
-    _assert_mixed_answers(asyncio.run(main()))
+    _, calls, _ = _joined_run(offload, fail=True)
     assert calls.joined and calls.alone  # tried once, then each model on its own rows
 
 
