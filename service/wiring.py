@@ -251,12 +251,14 @@ class ModelSet:
     def engines(self) -> list[ModelEngines]:
         return [e for e in (self.champion, self.challenger) if e is not None]
 
-    def join_canary(self, threads: int) -> None:
-        """Joins a canary's two models in one session (off the event loop: ~30 ms) when both
-        are ONNX models on the CPU scored through the champion's batcher; else they keep
-        scoring in two calls."""
+    def join_canary(self, settings: ServiceSettings) -> None:
+        """Joins a canary's two models in one session (off the event loop: ~30 ms) when the
+        settings allow it and both are ONNX models on the CPU scored through the champion's
+        batcher; else they keep scoring in two calls."""
         challenger = self.challenger
-        if self.spec.mode != "canary" or challenger is None or self.champion.batcher is None:
+        if not settings.canary_joined_calls or self.spec.mode != "canary" or challenger is None:
+            return
+        if self.champion.batcher is None:
             return
         first, second = self.champion.runner, challenger.runner
         if not (isinstance(first, OnnxRunner) and isinstance(second, OnnxRunner)):
@@ -265,7 +267,7 @@ class ModelSet:
             from runners.pair import join  # the onnx package: only where a canary joins
         except ImportError:
             return
-        pair = join(first, second, threads=threads)
+        pair = join(first, second, threads=settings.model_threads)
         self.joined = pair.predict if pair is not None else None
 
     async def close(self) -> None:
@@ -351,8 +353,7 @@ def build_worker(settings: ServiceSettings, remote_predict: RemotePredict | None
         except (ModelLoadError, DeviceUnavailableError) as error:
             logger.warning("challenger %s not used: %s", spec.challenger, error)
             models = ModelSet(replace(spec, challenger=None), engines)
-        if settings.canary_joined_calls:
-            models.join_canary(settings.model_threads)
+        models.join_canary(settings)
         scorer.switch(models.served)
     scorer.challenger_metrics = ChallengerMetrics(buffer, STATUSES.tolist())
     worker = Worker(
@@ -449,8 +450,7 @@ def model_switch(worker: Worker) -> ModelSwitch | None:
     def load(spec: ModelsSpec) -> ModelSet:
         challenger = engines_of(spec.challenger) if spec.challenger is not None else None
         models = ModelSet(spec, engines_of(spec.champion), challenger)
-        if settings.canary_joined_calls:
-            models.join_canary(settings.model_threads)
+        models.join_canary(settings)
         return models
 
     switch: ModelSwitch
