@@ -98,7 +98,10 @@ def create_service(settings: ServiceSettings) -> Services:
     if private:
         bentoml_fixes.listen_per_worker(settings.reuse_port)
         bentoml_fixes.extend_worker_startup(
-            settings.accept_interval_ms / 1000, settings.coalesce_writes, head_limits(settings)
+            settings.accept_interval_ms / 1000,
+            settings.coalesce_writes,
+            head_limits(settings),
+            settings.keep_alive_s,
         )
     front_door = build_front_door(settings)
     worker_app = build_worker_app(front_door, settings, inside_bentoml_chain=not private)

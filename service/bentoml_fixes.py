@@ -30,7 +30,9 @@ make it unnecessary:
    protocol as `startup` does): per-worker listening sockets served, writes of a response
    coalesced into one (service/http/writes.py), a `GreedyAccept` per socket
    (service/http/accept.py), bounded heads with head and body timeouts
-   (service/http/head_limits.py). Worth: coalesced writes +25% median req/s on /classify
+   (service/http/head_limits.py), and the keep-alive timeout from CREDIT_RISK_KEEP_ALIVE_S
+   (BentoML passes uvicorn 5 s unless `bentoml serve --timeout-keep-alive` says otherwise).
+   Worth: coalesced writes +25% median req/s on /classify
    (`bench.front_door --compare CREDIT_RISK_COALESCE_WRITES=false`); greedy accepts take the
    2,048-connection flood's accept queue from 377-782 to 0 and its timeouts from 369 to 0
    (CREDIT_RISK_ACCEPT_INTERVAL_MS=10 vs 0); head limits bound what a client costs before
@@ -212,16 +214,23 @@ _ACCEPTERS: dict[int, list[GreedyAccept]] = {}  # id(uvicorn server) -> its acce
 
 
 def extend_worker_startup(
-    accept_interval_s: float, coalesce_writes: bool, head_limits: HeadLimits | None = None
+    accept_interval_s: float,
+    coalesce_writes: bool,
+    head_limits: HeadLimits | None = None,
+    keep_alive_s: float | None = None,
 ) -> None:
     """A worker's uvicorn also listens on a socket of its own when the shared socket allows it
     (`listen_per_worker`), writes each response in one write (`coalesce_writes`,
     service/http/writes.py: its protocol class, which uvicorn's config has loaded by startup,
     gets a coalescing transport), and runs a `GreedyAccept` beside each listening socket (every
     `accept_interval_s`; 0 leaves accepting to uvloop alone). With `head_limits`, the
-    protocol bounds request heads and the time to send heads and bodies (head_limits.py)."""
+    protocol bounds request heads and the time to send heads and bodies (head_limits.py).
+    `keep_alive_s` replaces the keep-alive timeout BentoML gives uvicorn (each connection's
+    protocol reads it from the config when the connection is made, after startup)."""
 
     async def startup(self: uvicorn.Server, sockets: list[socket.socket] | None = None) -> None:
+        if keep_alive_s is not None:
+            self.config.timeout_keep_alive = keep_alive_s  # type: ignore[assignment]
         if sockets:
             own = [listeners.own_listener(s) for s in sockets if listeners.shares_port(s)]
             # uvicorn's servers listen on these after the app's start-up, and own them:

@@ -307,6 +307,17 @@ class ServiceSettings(BaseSettings):
         "new connection that sent nothing is closed without an answer)."
         " A private hook: off with CREDIT_RISK_PRIVATE_HOOKS.",
     )
+    keep_alive_s: float = Field(
+        75.0,
+        gt=0,
+        description="Time a kept-alive connection may stay idle between requests before the "
+        "server closes it (uvicorn's `timeout_keep_alive`, 5 s under BentoML). Keep it above "
+        "the idle timeout of every client and proxy that reuses connections (httpx 5 s; nginx "
+        "upstreams and cloud load balancers 60 s): a request sent on a connection the server is "
+        "closing at that moment gets a reset, not an answer, and is not retried by most "
+        "clients. A private hook: off with CREDIT_RISK_PRIVATE_HOOKS (then `bentoml serve "
+        "--timeout-keep-alive`).",
+    )
     body_timeout_s: float = Field(
         60.0,
         gt=0,

@@ -1,8 +1,8 @@
 """Issue 23 on a real server: what a client on the network, or a process beside the server, can
 still make it do. One keyed server (1 worker, short head and body timeouts) against raw sockets:
-the process manager's control endpoints, bounded heads, head and body timeouts, refusals that
-close without reading, the parser's 400, redirects, who reads /metrics, and keyed latency under
-a flood of giant and slow heads."""
+the process manager's control endpoints, bounded heads, head and body timeouts, the keep-alive
+timeout, refusals that close without reading, the parser's 400, redirects, who reads /metrics,
+and keyed latency under a flood of giant and slow heads."""
 
 import asyncio
 import multiprocessing
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+import httpx
 import numpy as np
 import orjson
 import psutil
@@ -24,6 +25,7 @@ from circus.client import CircusClient
 from export.pipeline import ExportSummary
 from harness.process import ServedProcess, served
 from harness.rawhttp import HOST, bytes_accepted, is_closed, post_request, read_response
+from service.settings import ServiceSettings
 from tests.contract_cases import GOOD
 from tests.security.conftest import KEY_FILE, PARTNER_KEY
 
@@ -32,6 +34,7 @@ pytestmark = pytest.mark.slow
 OPS_KEY = "operations-key-0123456789abcdef"
 HEAD_TIMEOUT_S = 1.5
 BODY_TIMEOUT_S = 2.0
+KEEP_ALIVE_S = 3.0  # shorter than uvicorn's 5 s, so that the test tells them apart
 MAX_HEAD_BYTES = 32 * 1024  # the default
 KEYED = f"authorization: Bearer {PARTNER_KEY}\r\n"
 BODY = orjson.dumps(GOOD)
@@ -55,6 +58,7 @@ def limited(
         "CREDIT_RISK_METRICS_CLIENTS": "ops",
         "CREDIT_RISK_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S),
         "CREDIT_RISK_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "CREDIT_RISK_KEEP_ALIVE_S": str(KEEP_ALIVE_S),
     }
     with served(env, log_path=folder / "serve.log") as server:
         yield server
@@ -144,6 +148,33 @@ def test_a_slow_head_gets_408_and_a_silent_connection_is_closed(limited: ServedP
         _assert_error_shape(answer.headers, answer.body)
         assert is_closed(slow, 5)
         assert is_closed(silent, 5)  # sent nothing: closed without an answer
+
+
+def test_a_kept_alive_connection_idles_for_the_keep_alive_time_then_is_closed(
+    limited: ServedProcess,
+) -> None:
+    """Between requests only the keep-alive timeout runs (the head timeout starts at a head's
+    first byte): a connection idle past the head timeout still gets its next answer, and is
+    closed, without an answer, once idle for CREDIT_RISK_KEEP_ALIVE_S."""
+    request = post_request("/classify", BODY, headers=KEYED)
+    with _connect(limited) as sock:
+        for idle_s in (0.0, HEAD_TIMEOUT_S + 0.5):
+            time.sleep(idle_s)
+            sock.sendall(request)
+            answer = read_response(sock, 10)
+            assert answer is not None and answer.status == 200, answer
+        idle_from = time.monotonic()
+        assert is_closed(sock, KEEP_ALIVE_S + 5)
+        waited = time.monotonic() - idle_from
+        assert KEEP_ALIVE_S - 0.5 <= waited < KEEP_ALIVE_S + 1.5, waited
+
+
+def test_the_default_keep_alive_outlasts_a_pooling_clients_idle_expiry() -> None:
+    """A client that reuses a connection idle just under its pool's expiry must find it open:
+    with the server closing first, a request sent at that moment gets a reset (the cause of
+    an isolation test's rare ReadError, RELIABILITY.md)."""
+    default = ServiceSettings.model_fields["keep_alive_s"].default
+    assert default > httpx.Limits().keepalive_expiry
 
 
 def test_a_slow_body_gets_408(limited: ServedProcess) -> None:

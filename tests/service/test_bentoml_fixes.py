@@ -19,7 +19,7 @@ import yaml
 
 from export.pipeline import ExportSummary
 from harness.process import PROJECT_ROOT
-from harness.rawhttp import read_response
+from harness.rawhttp import is_closed, read_response
 from service import bentoml_fixes
 from service.bentoml_fixes import (
     TESTED_BENTOML,
@@ -82,11 +82,12 @@ async def _hello(scope: Any, receive: Any, send: Any) -> None:
 def test_uvicorn_runs_with_the_worker_startup_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
     """`extend_worker_startup` on a real uvicorn server, as a BentoML worker runs it (a listening
     socket handed to `Server.run`): a burst of connections all answered (taken by the greedy
-    accepter, which builds uvicorn's protocol itself), an oversized head refused by the guarded
-    protocol, a clean stop. Fails if uvicorn changes how it builds its protocol or servers."""
+    accepter, which builds uvicorn's protocol itself), an idle connection closed at the keep-alive
+    timeout given (not uvicorn's 5 s), an oversized head refused by the guarded protocol, a
+    clean stop. Fails if uvicorn changes how it builds its protocol or servers."""
     monkeypatch.setattr(uvicorn.Server, "startup", uvicorn.Server.startup)  # restored after
     monkeypatch.setattr(uvicorn.Server, "shutdown", uvicorn.Server.shutdown)
-    bentoml_fixes.extend_worker_startup(0.002, True, HeadLimits(2048, 16, 5.0, 5.0))
+    bentoml_fixes.extend_worker_startup(0.002, True, HeadLimits(2048, 16, 5.0, 5.0), 0.5)
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen(256)
@@ -107,6 +108,7 @@ def test_uvicorn_runs_with_the_worker_startup_hooks(monkeypatch: pytest.MonkeyPa
             client.sendall(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")
         answers = [read_response(client, timeout_s=10) for client in clients]
         assert [(a.status, a.body) if a else None for a in answers] == [(200, b"hello")] * 64
+        assert is_closed(clients[0], 3.0)  # idle past the 0.5 s keep-alive
         with socket.create_connection(("127.0.0.1", port)) as big:
             big.sendall(b"GET / HTTP/1.1\r\nhost: t\r\nx-big: " + b"x" * 4096 + b"\r\n\r\n")
             refused = read_response(big, timeout_s=10)
