@@ -39,6 +39,7 @@ from service.wiring import (
     build_worker,
     build_worker_app,
     head_limits,
+    keep_arrow_off_signals,
     limit_blas_threads,
     load_api_keys,
     load_engines,
@@ -171,6 +172,7 @@ def _api_service(
         def __init__(self) -> None:
             self.blas_cap = limit_blas_threads(settings.model_threads)
             use_arrow_memory_pool(settings.arrow_memory_pool)
+            keep_arrow_off_signals()
             self.worker = build_worker(
                 settings, self._remote_predict if settings.batching == "bentoml" else None
             )

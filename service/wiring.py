@@ -200,6 +200,15 @@ def use_arrow_memory_pool(name: str) -> None:
         )
 
 
+def keep_arrow_off_signals() -> None:
+    """SIGTERM belongs to the drain (service/http/drain.py): every request accepted before it
+    is answered. pyarrow, by default, swaps in a handler of its own for SIGINT and SIGTERM
+    during a long call on the main thread (a bulk body's CSV parse runs on the event loop) and
+    cancels that call when the signal comes: the request was answered 500 (ArrowCancelled).
+    Off, the parse finishes and the signal reaches the drain's handler as usual."""
+    pa.enable_signal_handlers(False)
+
+
 @dataclass
 class ModelEngines:
     """One served model with the engines behind it: what a models-file switch replaces."""
