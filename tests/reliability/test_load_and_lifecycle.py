@@ -58,12 +58,31 @@ async def _mixed(
     return [(kind, i, body, answer) for (kind, i, body), answer in zip(jobs, answers, strict=True)]
 
 
+def _shed(answer: httpx.Response) -> bool:
+    """The front door's overload refusal (a queue wait or the loop's lag past its limit): the
+    request's own answer, in the error shape, with Retry-After, neither lost nor swapped."""
+    return (
+        answer.status_code == 503
+        and "retry-after" in answer.headers
+        and bool(answer.json()["error"])
+        and answer.headers["x-request-id"] == answer.json()["request_id"]
+    )
+
+
 def test_valid_requests_get_their_own_answers_amid_invalid_ones(
     server, records, expected_probability
 ) -> None:
+    """Each of 600 concurrent requests gets its own answer. On a machine busy enough that a
+    merged batch waits past its queue limit, the door sheds some with 503 (seen once in a CI
+    run with three test workers: a 0.56 s wait against the 0.5 s limit): an answer of their
+    own too, but not most of them."""
     results = asyncio.run(_mixed(server.url, records))
     kinds = Counter(kind for kind, *_ in results)
+    shed = [i for _, i, _, answer in results if _shed(answer)]
+    assert len(shed) <= len(results) // 2, f"{len(shed)} of {len(results)} shed"
     for kind, i, _, answer in results:
+        if i in shed:
+            continue
         if kind == "valid":
             assert answer.status_code == 200, answer.text
             assert abs(answer.json()["probability"] - expected_probability[i]) <= 1e-6
@@ -77,7 +96,7 @@ def test_valid_requests_get_their_own_answers_amid_invalid_ones(
         else:
             assert 400 <= answer.status_code < 500, answer.text
             assert answer.json()["error"]
-    print(f"\nisolation: {dict(kinds)}, 0 answers lost or swapped")
+    print(f"\nisolation: {dict(kinds)}, {len(shed)} shed, 0 answers lost or swapped")
 
 
 DRAIN_S = 5.0
